@@ -1,0 +1,621 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, labforge engineers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The ONE place that builds and runs ``ilab`` command lines (private API).
+
+Every ``labforge.instructlab.ilab_*`` module builds its ``ilab`` command lines
+with :class:`IlabRunner` and runs them through it. The runner:
+
+* builds argv from a declarative option list (``ilab --config CFG SUB... FLAGS``);
+* runs the command as the InstructLab service user (the module runs as root
+  with become; the runner drops to ``user`` with ``user=``/``group=``/
+  ``extra_groups=[]``), with that user's ``HOME``/``XDG_*`` directories,
+  ``VIRTUAL_ENV`` and ``PATH`` with ``<venv>/bin`` first (ilab shells out to
+  tools of its own venv, e.g. ``yamllint``), and a clean environment (only a
+  short allow-list of proxy/CA/HF/CUDA variables passes through);
+* passes secrets ONLY through the environment (``secret_env``), never argv; all
+  secret values are registered with ``module.no_log_values`` and masked in the
+  command, outputs, log file and log tail;
+* streams the combined output to a log file under ``log_dir`` (path returned,
+  so long steps can be followed with ``tail -f``);
+* on failure, :meth:`IlabRunner.fail` reports the step, the masked command,
+  rc and the log tail (failing ilab steps can exit 1 with no message).
+
+We do not use community.general's ``cmd_runner``: it runs through
+``module.run_command``, which cannot switch users, stream to a log file or
+start a background process. The small option spec below mirrors its
+``cmd_runner_fmt`` ideas.
+
+API summary (stable; only additions from now on)::
+
+    from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_runner import (
+        IlabRunner, ilab_argument_spec, IlabResult)
+
+    module = AnsibleModule(argument_spec=dict(ilab_argument_spec(), ...))
+    runner = IlabRunner.from_module(module)      # reads user/venv/config_path/log_dir params
+    # or IlabRunner(module, user='instructlab', venv='/opt/instructlab/venv',
+    #               config_path=None, log_dir=None)
+
+    argv = runner.argv(['model', 'serve'],
+                       [('--model-path', '/m.gguf'),      # flag + value
+                        ('--gpu-layers', -1),
+                        ('--quiet', True),                 # bare flag when True
+                        ('--backend', None),               # omitted when None/False
+                        ('--tag', ['a', 'b']),             # repeated: --tag a --tag b
+                        ('--x/--no-x', False)],            # click boolean pair -> --no-x
+                       args=['positional'], config=True)
+    res = runner.run('serve model', argv, env={'K': 'v'}, secret_env={'HF_TOKEN': tok},
+                     cwd=None, log_name='serve', timeout=None, changes_state=True)
+    if res.rc != 0:
+        runner.fail('serve model', res)               # never returns
+    res.rc, res.stdout, res.stderr, res.cmd (masked str), res.argv (masked list),
+    res.log_path, res.log_tail, res.skipped (check mode), res.duration
+
+    job = runner.start('train', argv, log_name='train')  # Popen-style, returns at once
+    job.log_path, job.status_path    # status JSON written next to the log at start
+    res = job.wait(timeout=None)     # IlabResult; status JSON updated with rc/finished
+
+    runner.python(script, args=[...])    # run the venv's python as the user (IlabResult)
+    runner.ilab_version()                # '0.26.1' or None
+    runner.read_config()                 # dict ({} when the file is missing)
+    runner.default_config_path, runner.home, runner.ilab, runner.venv_python
+    runner.env(extra=None)               # the environment every command gets
+    runner.mask(text)                    # mask every registered secret
+    runner.add_secret(value)
+    runner.ensure_dir(path, mode=0o755)  # directory owned by the service user
+
+In check mode (``module.check_mode``) :meth:`run` and :meth:`start` refuse to
+run steps with ``changes_state=True`` (the default): they return an
+``IlabResult`` with ``skipped=True`` and ``rc=None``. Read-only steps pass
+``changes_state=False``.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import json
+import os
+import pwd
+import grp
+import selectors
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+try:
+    import yaml
+    HAS_YAML = True
+except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
+    HAS_YAML = False
+
+MASK = '********'
+LOG_TAIL_LINES = 40
+
+# Environment variables that pass from the module's environment (the task's
+# `environment:` keyword) to the ilab process. Everything else is dropped so
+# that root's environment never leaks into the service user's commands.
+PASSTHROUGH_ENV = (
+    'http_proxy', 'https_proxy', 'no_proxy', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY',
+    'SSL_CERT_FILE', 'SSL_CERT_DIR', 'REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE',
+    'HF_ENDPOINT', 'HF_HUB_OFFLINE', 'HF_HUB_DISABLE_TELEMETRY', 'HF_HUB_ENABLE_HF_TRANSFER',
+    'TRANSFORMERS_OFFLINE', 'CUDA_VISIBLE_DEVICES', 'CUDA_HOME', 'LD_LIBRARY_PATH',
+    'TMPDIR', 'TZ',
+)
+PASSTHROUGH_PREFIXES = ('ILAB_', 'INSTRUCTLAB_')
+
+SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+
+
+def ilab_argument_spec():
+    """The options every ilab_* module shares (see doc fragment labforge.instructlab.ilab)."""
+    return dict(
+        user=dict(type='str', default='instructlab'),
+        venv=dict(type='path', default='/opt/instructlab/venv'),
+        config_path=dict(type='path'),
+        log_dir=dict(type='path'),
+    )
+
+
+class IlabRunnerError(Exception):
+    pass
+
+
+class IlabResult(object):
+    """Outcome of one command. ``cmd``/``argv``/outputs are already masked."""
+
+    def __init__(self, step, argv, rc=None, stdout='', stderr='', log_path=None,
+                 log_tail='', skipped=False, duration=0.0, timed_out=False, cmd=None):
+        self.step = step
+        self.argv = list(argv)
+        self.cmd = cmd if cmd is not None else ' '.join(shlex.quote(a) for a in self.argv)
+        self.rc = rc
+        self.stdout = stdout
+        self.stderr = stderr
+        self.log_path = log_path
+        self.log_tail = log_tail
+        self.skipped = skipped
+        self.duration = duration
+        self.timed_out = timed_out
+
+    @property
+    def ok(self):
+        return self.rc == 0
+
+    def as_dict(self):
+        return dict(step=self.step, cmd=self.cmd, rc=self.rc, log_path=self.log_path,
+                    log_tail=self.log_tail, duration=round(self.duration, 3),
+                    skipped=self.skipped, timed_out=self.timed_out)
+
+    def __repr__(self):
+        return 'IlabResult(step=%r, rc=%r, cmd=%r)' % (self.step, self.rc, self.cmd)
+
+
+def _tail(text, lines=LOG_TAIL_LINES):
+    parts = text.splitlines()
+    return '\n'.join(parts[-lines:])
+
+
+def _read_tail(path, lines=LOG_TAIL_LINES, max_bytes=65536):
+    try:
+        with open(path, 'rb') as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            data = f.read()
+    except (IOError, OSError):
+        return ''
+    return _tail(data.decode('utf-8', 'replace'), lines)
+
+
+def _iso_now():
+    return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
+
+
+def _format_flag(flag, value):
+    """One (flag, value) pair of the declarative spec -> list of argv items."""
+    if '/' in flag:  # click boolean pair "--x/--no-x"
+        on, off = flag.split('/', 1)
+        if value is None:
+            return []
+        return [on] if value else [off]
+    if value is None or value is False:
+        return []
+    if value is True:
+        return [flag]
+    if isinstance(value, (list, tuple)):
+        out = []
+        for item in value:
+            out.extend([flag, str(item)])
+        return out
+    return [flag, str(value)]
+
+
+class IlabJob(object):
+    """A command started in the background with :meth:`IlabRunner.start`."""
+
+    def __init__(self, runner, step, argv, proc, log_path, status_path, pump, started):
+        self.runner = runner
+        self.step = step
+        self.argv = argv
+        self.proc = proc
+        self.pid = proc.pid
+        self.log_path = log_path
+        self.status_path = status_path
+        self._pump = pump
+        self._started = started
+        self.result = None
+
+    def poll(self):
+        return self.proc.poll()
+
+    def terminate(self, grace=10):
+        """SIGTERM the whole process group, SIGKILL after ``grace`` seconds."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except OSError:
+            return
+        deadline = time.time() + grace
+        while time.time() < deadline and self.proc.poll() is None:
+            time.sleep(0.2)
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+    def wait(self, timeout=None):
+        timed_out = False
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            self.terminate()
+            rc = self.proc.wait()
+        self._pump.join()
+        duration = time.time() - self._started
+        tail = self.runner.mask(_read_tail(self.log_path))
+        self.result = IlabResult(self.step, self.runner.mask_argv(self.argv), rc=rc,
+                                 log_path=self.log_path, log_tail=tail,
+                                 duration=duration, timed_out=timed_out,
+                                 stdout=tail)
+        self.runner._write_status(self.status_path, dict(
+            state='timed_out' if timed_out else ('finished' if rc == 0 else 'failed'),
+            rc=rc, finished=_iso_now(), duration=round(duration, 3)), update=True)
+        return self.result
+
+
+class IlabRunner(object):
+    """Builds and runs ilab command lines as the InstructLab service user."""
+
+    def __init__(self, module, user='instructlab', venv='/opt/instructlab/venv',
+                 config_path=None, log_dir=None):
+        self.module = module
+        self.user = user or 'instructlab'
+        self.venv = (venv or '/opt/instructlab/venv').rstrip('/') or '/'
+        try:
+            self.pw = pwd.getpwnam(self.user)
+        except KeyError:
+            self.pw = None
+        self.home = self.pw.pw_dir if self.pw else os.path.expanduser('~' + self.user)
+        self.default_config_path = os.path.join(self.home, '.config', 'instructlab', 'config.yaml')
+        self.config_path = config_path or self.default_config_path
+        self.log_dir = log_dir or os.path.join(self.home, '.local', 'state', 'labforge', 'logs')
+        self.ilab = os.path.join(self.venv, 'bin', 'ilab')
+        self.venv_python = os.path.join(self.venv, 'bin', 'python')
+        self._secrets = []
+
+    @classmethod
+    def from_module(cls, module):
+        p = module.params
+        return cls(module, user=p.get('user'), venv=p.get('venv'),
+                   config_path=p.get('config_path'), log_dir=p.get('log_dir'))
+
+    # ------------------------------------------------------------ identity
+    @property
+    def switch_user(self):
+        """True when commands must drop from root to the service user."""
+        if self.pw is None:
+            return False
+        return os.geteuid() != self.pw.pw_uid
+
+    def check_user(self):
+        """Fail the module unless the service user exists and can be switched to."""
+        if self.pw is None:
+            self.module.fail_json(msg='The InstructLab service user %r does not exist' % self.user)
+        if self.switch_user and os.geteuid() != 0:
+            self.module.fail_json(msg='Running ilab as %r needs root (become: true); running as uid %d'
+                                  % (self.user, os.geteuid()))
+
+    def check_venv(self):
+        if not os.access(self.ilab, os.X_OK):
+            self.module.fail_json(msg='ilab not found at %s: is InstructLab installed in venv %s?'
+                                  % (self.ilab, self.venv))
+
+    # ------------------------------------------------------------- secrets
+    def add_secret(self, value):
+        if value:
+            value = str(value)
+            if value not in self._secrets:
+                self._secrets.append(value)
+                # longest first, so a secret containing another one masks whole
+                self._secrets.sort(key=len, reverse=True)
+            try:
+                self.module.no_log_values.add(value)
+            except AttributeError:
+                pass
+
+    def mask(self, text):
+        if text is None:
+            return text
+        if isinstance(text, bytes):
+            text = text.decode('utf-8', 'replace')
+        for s in self._secrets:
+            text = text.replace(s, MASK)
+        return text
+
+    def mask_argv(self, argv):
+        return [self.mask(str(a)) for a in argv]
+
+    # ----------------------------------------------------------- argv/env
+    def argv(self, subcommand, options=None, args=None, config=True):
+        """``[venv/bin/ilab, --config, CFG, *subcommand, *flags, *args]``.
+
+        ``options`` is a list of ``(flag, value)`` pairs (or a dict, order kept):
+        value None/False -> omitted, True -> bare flag, list -> flag repeated,
+        ``'--x/--no-x'`` -> click boolean pair. ``config=False`` leaves out the
+        global ``--config`` (needed by ``ilab config init``, which always writes
+        the default config path of the user).
+        """
+        cmd = [self.ilab]
+        if config:
+            cmd.extend(['--config', self.config_path])
+        if isinstance(subcommand, str):
+            subcommand = subcommand.split()
+        cmd.extend(subcommand)
+        if isinstance(options, dict):
+            options = list(options.items())
+        for flag, value in options or []:
+            cmd.extend(_format_flag(flag, value))
+        cmd.extend(str(a) for a in (args or []))
+        return cmd
+
+    def env(self, extra=None):
+        home = self.home
+        env = {
+            'HOME': home,
+            'USER': self.user,
+            'LOGNAME': self.user,
+            'LANG': 'C.UTF-8',
+            'LC_ALL': 'C.UTF-8',
+            'PATH': os.path.join(self.venv, 'bin') + ':' + SYSTEM_PATH,
+            'VIRTUAL_ENV': self.venv,
+            'XDG_CONFIG_HOME': os.path.join(home, '.config'),
+            'XDG_DATA_HOME': os.path.join(home, '.local', 'share'),
+            'XDG_CACHE_HOME': os.path.join(home, '.cache'),
+            'XDG_STATE_HOME': os.path.join(home, '.local', 'state'),
+            'PYTHONUNBUFFERED': '1',
+            'NO_COLOR': '1',
+            'TERM': 'dumb',
+        }
+        for key, value in os.environ.items():
+            if key in PASSTHROUGH_ENV or key.startswith(PASSTHROUGH_PREFIXES):
+                env[key] = value
+        if extra:
+            env.update(dict((k, str(v)) for k, v in extra.items() if v is not None))
+        return env
+
+    # --------------------------------------------------------------- files
+    def _chown(self, path):
+        if self.switch_user and os.geteuid() == 0:
+            os.chown(path, self.pw.pw_uid, self.pw.pw_gid)
+
+    def ensure_dir(self, path, mode=0o755):
+        """Create ``path`` (and parents under the user's home) owned by the user."""
+        missing = []
+        p = os.path.abspath(path)
+        while p and p != '/' and not os.path.isdir(p):
+            missing.append(p)
+            p = os.path.dirname(p)
+        for d in reversed(missing):
+            try:
+                os.mkdir(d, mode)
+            except OSError as e:
+                if e.errno != errno.EEXIST:
+                    raise
+            self._chown(d)
+        return path
+
+    def log_path_for(self, log_name):
+        """Where a step named ``log_name`` logs (predictable, for ``tail -f``)."""
+        safe = ''.join(c if c.isalnum() or c in '-_.' else '-' for c in log_name)
+        return os.path.join(self.log_dir, safe + '.log')
+
+    def _open_log(self, step, log_name, argv_masked):
+        self.ensure_dir(self.log_dir, 0o750)
+        name = log_name or ('%s-%s' % (step, time.strftime('%Y%m%dT%H%M%S')))
+        path = self.log_path_for(name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        f = os.fdopen(fd, 'wb')
+        self._chown(path)
+        f.write(('# %s  step: %s\n# $ %s\n' % (_iso_now(), step,
+                 ' '.join(shlex.quote(a) for a in argv_masked))).encode('utf-8'))
+        f.flush()
+        return f, path
+
+    def _write_status(self, path, data, update=False):
+        current = {}
+        if update:
+            try:
+                with open(path) as f:
+                    current = json.load(f)
+            except (IOError, OSError, ValueError):
+                current = {}
+        current.update(data)
+        tmp = path + '.tmp'
+        with open(tmp, 'w') as f:
+            json.dump(current, f, indent=2, sort_keys=True)
+        os.chmod(tmp, 0o640)
+        self._chown(tmp)
+        os.rename(tmp, path)
+
+    # ----------------------------------------------------------- processes
+    def _popen_kwargs(self, env, cwd):
+        if not cwd:
+            cwd = self.home if os.path.isdir(self.home) else '/'
+        kw = dict(env=env, cwd=cwd, close_fds=True, start_new_session=True)
+        if self.switch_user:
+            if sys.version_info >= (3, 9):
+                kw.update(user=self.pw.pw_uid, group=self.pw.pw_gid, extra_groups=[])
+            else:  # pragma: no cover - old controllers' targets
+                uid, gid = self.pw.pw_uid, self.pw.pw_gid
+
+                def demote():
+                    os.setgroups([])
+                    os.setgid(gid)
+                    os.setuid(uid)
+                kw['preexec_fn'] = demote
+        return kw
+
+    def _check_secret_env(self, argv, secret_env):
+        for value in (secret_env or {}).values():
+            self.add_secret(value)
+        for a in argv:
+            for s in self._secrets:
+                if s and s in str(a):
+                    raise IlabRunnerError('refusing to put a secret on a command line')
+
+    def run(self, step, argv, env=None, secret_env=None, cwd=None, log_name=None,
+            timeout=None, changes_state=True, data=None, log=True):
+        """Run ``argv`` as the service user and wait; returns :class:`IlabResult`.
+
+        ``secret_env`` values reach the process only through its environment
+        and are masked everywhere. ``data`` (str) is written to stdin.
+        ``log=False`` keeps quick probes out of the log directory.
+        """
+        self._check_secret_env(argv, secret_env)
+        masked = self.mask_argv(argv)
+        if changes_state and self.module.check_mode:
+            return IlabResult(step, masked, rc=None, skipped=True)
+        full_env = self.env(env)
+        full_env.update(dict((k, str(v)) for k, v in (secret_env or {}).items()))
+        logf, log_path = (None, None)
+        if log:
+            logf, log_path = self._open_log(step, log_name, masked)
+        started = time.time()
+        out, err = [], []
+        timed_out = False
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    **self._popen_kwargs(full_env, cwd))
+        except OSError as e:
+            if logf:
+                logf.close()
+            return IlabResult(step, masked, rc=127, stderr=self.mask(str(e)), log_path=log_path,
+                              log_tail=self.mask(str(e)), duration=time.time() - started)
+        if data is not None:
+            try:
+                proc.stdin.write(data.encode('utf-8') if not isinstance(data, bytes) else data)
+                proc.stdin.close()
+            except (IOError, OSError):
+                pass
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ, out)
+        sel.register(proc.stderr, selectors.EVENT_READ, err)
+        pending = {id(out): b'', id(err): b''}
+        deadline = started + timeout if timeout else None
+        while sel.get_map():
+            wait = None
+            if deadline:
+                wait = deadline - time.time()
+                if wait <= 0:
+                    timed_out = True
+                    try:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                    deadline = None
+                    wait = None
+            for key, _ev in sel.select(timeout=wait if wait is None else max(wait, 0.05)):
+                chunk = os.read(key.fileobj.fileno(), 65536)
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                    rest = pending[id(key.data)]
+                    if rest:
+                        key.data.append(rest)
+                        if logf:
+                            logf.write(self.mask(rest).encode('utf-8'))
+                    continue
+                buf = pending[id(key.data)] + chunk
+                # write whole lines only, so a secret split across reads is still masked
+                cut = buf.rfind(b'\n') + 1
+                pending[id(key.data)] = buf[cut:]
+                if cut:
+                    key.data.append(buf[:cut])
+                    if logf:
+                        logf.write(self.mask(buf[:cut]).encode('utf-8'))
+                        logf.flush()
+        rc = proc.wait()
+        duration = time.time() - started
+        if logf:
+            logf.write(('\n# rc=%s duration=%.1fs%s\n' % (rc, duration, ' TIMEOUT' if timed_out else '')).encode('utf-8'))
+            logf.close()
+        stdout = self.mask(b''.join(out))
+        stderr = self.mask(b''.join(err))
+        if log_path:
+            tail = self.mask(_read_tail(log_path))
+        else:
+            tail = _tail(stdout + ('\n' if stdout and stderr else '') + stderr)
+        return IlabResult(step, masked, rc=rc, stdout=stdout, stderr=stderr, log_path=log_path,
+                          log_tail=tail, duration=duration, timed_out=timed_out)
+
+    def start(self, step, argv, env=None, secret_env=None, cwd=None, log_name=None,
+              changes_state=True):
+        """Start ``argv`` in the background (Popen-style) and return an :class:`IlabJob`.
+
+        The log path is known at once and a status JSON (``<log>.status.json``:
+        step, cmd, pid, log_path, state, started; then rc/finished) is written
+        next to the log, so a caller running under ``async`` can be followed.
+        In check mode returns an ``IlabResult`` with ``skipped=True`` instead.
+        """
+        self._check_secret_env(argv, secret_env)
+        masked = self.mask_argv(argv)
+        if changes_state and self.module.check_mode:
+            return IlabResult(step, masked, rc=None, skipped=True)
+        full_env = self.env(env)
+        full_env.update(dict((k, str(v)) for k, v in (secret_env or {}).items()))
+        logf, log_path = self._open_log(step, log_name, masked)
+        status_path = log_path[:-len('.log')] + '.status.json'
+        started = time.time()
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, **self._popen_kwargs(full_env, cwd))
+
+        def pump():
+            try:
+                for line in iter(proc.stdout.readline, b''):
+                    logf.write(self.mask(line).encode('utf-8'))
+                    logf.flush()
+            finally:
+                logf.close()
+        t = threading.Thread(target=pump)
+        t.daemon = True
+        t.start()
+        self._write_status(status_path, dict(step=step, cmd=' '.join(shlex.quote(a) for a in masked),
+                                             pid=proc.pid, log_path=log_path, state='running',
+                                             started=_iso_now()))
+        return IlabJob(self, step, argv, proc, log_path, status_path, t, started)
+
+    def python(self, step, script, args=None, changes_state=False, **kwargs):
+        """Run ``<venv>/bin/python -c script args...`` as the service user."""
+        argv = [self.venv_python, '-c', script] + [str(a) for a in (args or [])]
+        kwargs.setdefault('log', False)
+        return self.run(step, argv, changes_state=changes_state, **kwargs)
+
+    # -------------------------------------------------------------- errors
+    def fail(self, step, result=None, msg=None, **extra):
+        """fail_json with the step, masked command, rc and log tail. Never returns."""
+        if result is None:
+            text = msg or '%s failed' % step
+            self.module.fail_json(msg=self.mask(text), step=step, **extra)
+        detail = 'rc=%s' % result.rc
+        if result.timed_out:
+            detail += ', timed out'
+        text = '%s failed (%s): %s' % (step, detail, result.cmd)
+        if msg:
+            text = '%s: %s' % (msg, text)
+        tail = result.log_tail or _tail(result.stderr or result.stdout or '')
+        if tail:
+            text += '\n--- log tail (%s) ---\n%s' % (result.log_path or 'output', tail)
+        else:
+            text += ' (no output)'
+        data = dict(step=step, cmd=result.cmd, rc=result.rc, log_path=result.log_path,
+                    log_tail=tail, stdout=result.stdout, stderr=result.stderr)
+        data.update(extra)
+        self.module.fail_json(msg=self.mask(text), **data)
+
+    # --------------------------------------------------------------- facts
+    def ilab_version(self):
+        """Installed InstructLab version from the venv's metadata, or None."""
+        if not os.path.exists(self.venv_python):
+            return None
+        res = self.python('ilab version',
+                          'import importlib.metadata as m; print(m.version("instructlab"))')
+        if res.rc != 0:
+            return None
+        return res.stdout.strip() or None
+
+    def read_config(self, path=None):
+        """The config file as a dict ({} when missing). Read as root: no ilab needed."""
+        path = path or self.config_path
+        if not os.path.exists(path):
+            return {}
+        if not HAS_YAML:
+            raise IlabRunnerError('PyYAML is required to read %s' % path)
+        with open(path) as f:
+            data = yaml.safe_load(f)
+        return data or {}
