@@ -15,7 +15,7 @@ options:
   user:
     description:
       - The InstructLab service user. C(ilab) runs as this user (with its C(HOME) and XDG
-        directories); the module itself runs as root (C(become: true)) and drops to this user.
+        directories); the module itself runs as root (C(become=true)) and drops to this user.
       - When the module already runs as this user, no switch happens.
     type: str
     default: instructlab

@@ -45,7 +45,8 @@ API summary (stable; only additions from now on)::
                         ('--x/--no-x', False)],            # click boolean pair -> --no-x
                        args=['positional'], config=True)
     res = runner.run('serve model', argv, env={'K': 'v'}, secret_env={'HF_TOKEN': tok},
-                     cwd=None, log_name='serve', timeout=None, changes_state=True)
+                     cwd=None, log_name='serve', timeout=None, changes_state=True,
+                     data=None, log=True, as_user=True)
     if res.rc != 0:
         runner.fail('serve model', res)               # never returns
     res.rc, res.stdout, res.stderr, res.cmd (masked str), res.argv (masked list),
@@ -424,11 +425,11 @@ class IlabRunner(object):
         os.rename(tmp, path)
 
     # ----------------------------------------------------------- processes
-    def _popen_kwargs(self, env, cwd):
+    def _popen_kwargs(self, env, cwd, as_user=True):
         if not cwd:
-            cwd = self.home if os.path.isdir(self.home) else '/'
+            cwd = self.home if os.path.isdir(self.home) and as_user else '/'
         kw = dict(env=env, cwd=cwd, close_fds=True, start_new_session=True)
-        if self.switch_user:
+        if self.switch_user and as_user:
             if sys.version_info >= (3, 9):
                 kw.update(user=self.pw.pw_uid, group=self.pw.pw_gid, extra_groups=[])
             else:  # pragma: no cover - old controllers' targets
@@ -450,12 +451,14 @@ class IlabRunner(object):
                     raise IlabRunnerError('refusing to put a secret on a command line')
 
     def run(self, step, argv, env=None, secret_env=None, cwd=None, log_name=None,
-            timeout=None, changes_state=True, data=None, log=True):
+            timeout=None, changes_state=True, data=None, log=True, as_user=True):
         """Run ``argv`` as the service user and wait; returns :class:`IlabResult`.
 
         ``secret_env`` values reach the process only through its environment
         and are masked everywhere. ``data`` (str) is written to stdin.
         ``log=False`` keeps quick probes out of the log directory.
+        ``as_user=False`` runs the helper tool (e.g. ``skopeo`` reading a
+        root-only auth file) as the module's own user, same environment rules.
         """
         self._check_secret_env(argv, secret_env)
         masked = self.mask_argv(argv)
@@ -472,7 +475,7 @@ class IlabRunner(object):
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    **self._popen_kwargs(full_env, cwd))
+                                    **self._popen_kwargs(full_env, cwd, as_user))
         except OSError as e:
             if logf:
                 logf.close()

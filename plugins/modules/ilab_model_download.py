@@ -1,0 +1,675 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, labforge engineers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: ilab_model_download
+short_description: Download a model for InstructLab, idempotently and atomically
+version_added: 0.1.0
+description:
+  - Fetches a model into the InstructLab models directory from Hugging Face (V(hf)), an OCI
+    registry (V(oci)), an HTTPS URL with a known sha256 (V(url)) or a path on the host (V(path)).
+  - Idempotent. The target is left alone when it exists and matches what was asked for, that is the
+    recorded source and sizes (and sha256, recomputed when O(verify=true) or when the file
+    changed since the last run); for V(oci) the registry's current manifest digest of the
+    release; for V(url) the given sha256; for V(path) the source's sizes and sha256.
+  - Atomic; everything is fetched into a hidden temporary directory next to the target and
+    renamed into place; a failed or killed download leaves nothing at the final path (stale
+    temporary directories of the same target are removed by the next run).
+  - V(oci) does not use C(ilab model download), whose 0.26.1 release rejects registries with a
+    port, links the FIRST release's files when a second release of the same model is asked for,
+    cannot pin a digest and leaves an empty model directory behind on failure. The module runs
+    C(skopeo inspect) to resolve the release to its manifest digest (and compares it with
+    O(digest)), then C(skopeo copy docker://...@DIGEST oci:TMP) so that exactly that manifest
+    is fetched, verifies the copied manifest's digest and places each layer as the file named by
+    its C(org.opencontainers.image.title) annotation.
+  - Secrets never reach a command line. The Hugging Face token goes to the download process in
+    its environment (C(HF_TOKEN)); registry credentials stay in the auth file.
+author:
+  - labforge engineers
+extends_documentation_fragment:
+  - labforge.instructlab.ilab
+attributes:
+  check_mode:
+    support: full
+    details: For V(oci) the registry is queried (read-only) to report the digest that would be fetched.
+  diff_mode:
+    support: full
+  idempotent:
+    support: full
+options:
+  source:
+    description: Where the model comes from.
+    type: str
+    required: true
+    choices: [hf, oci, url, path]
+  repository:
+    description:
+      - V(hf) the Hugging Face repository (V(TheBloke/Mistral-7B-Instruct-v0.2-GGUF)).
+      - V(oci) the image, C(docker://HOST[:PORT]/PATH) (a C(:TAG) or C(@sha256:...) suffix is
+        taken as O(release) or O(digest)).
+    type: str
+  filename:
+    description: V(hf) one file of the repository; the whole repository when omitted.
+    type: str
+  revision:
+    description: V(hf) branch, tag or commit.
+    type: str
+    default: main
+  hf_token:
+    description:
+      - V(hf) access token. Passed to the download process in its environment only.
+    type: str
+  hf_token_file:
+    description:
+      - V(hf) a file on the host holding the token (mode 0600 recommended), read by the module.
+    type: path
+  release:
+    description: V(oci) the tag. Defaults to V(latest) unless O(digest) is given.
+    type: str
+  digest:
+    description:
+      - V(oci) the manifest digest (C(sha256:...)) the release must resolve to; the download fails
+        when it does not. Without O(release), the image is fetched by this digest.
+    type: str
+  auth_file:
+    description:
+      - V(oci) registry auth file as C(podman login) or C(skopeo login) write it.
+    type: path
+  cert_dir:
+    description: V(oci) directory of C(*.crt) files (CA of the registry) for C(skopeo).
+    type: path
+  tls_verify:
+    description: V(oci) verify the registry's TLS certificate.
+    type: bool
+    default: true
+  url:
+    description: V(url) the https URL of one model file.
+    type: str
+  checksum:
+    description: V(url) required sha256 of the file (C(sha256:HEX) or C(HEX)).
+    type: str
+  validate_certs:
+    description: V(url) verify TLS certificates.
+    type: bool
+    default: true
+  src:
+    description:
+      - V(path) a file or directory on the managed host. To install a model from the controller,
+        copy it to the host with M(ansible.builtin.copy) first and point O(src) at it.
+    type: path
+  model_dir:
+    description: Directory of the models. Defaults to the user's C(~/.cache/instructlab/models).
+    type: path
+  name:
+    description:
+      - Name of the model under O(model_dir). Defaults to the file name (V(hf) with O(filename),
+        V(url), V(path)), the repository (V(hf)), or the last path component of the image (V(oci)).
+      - Give different names to keep several releases of the same image side by side.
+    type: str
+  dest:
+    description: The full target path; overrides O(model_dir) and O(name).
+    type: path
+  force:
+    description: Fetch even when the target matches.
+    type: bool
+    default: false
+  verify:
+    description: Recompute the sha256 of an existing target instead of trusting the recorded one.
+    type: bool
+    default: false
+  timeout:
+    description: Seconds after which a download step is killed (nothing is left at the target).
+    type: int
+requirements:
+  - C(skopeo) on the host for V(oci) (the C(labforge.instructlab.instructlab) role installs it).
+  - C(huggingface_hub) in O(venv) for V(hf) (an InstructLab dependency).
+notes:
+  - Download records (source, digests, sizes) are kept in the user's
+    C(~/.local/state/labforge/downloads/).
+  - Replacing an existing directory target renames the old tree aside, renames the new one in
+    and removes the old one; the target path never holds a partial tree.
+'''
+
+EXAMPLES = r'''
+- name: Mistral GGUF from Hugging Face (token from the vault, never on a command line)
+  labforge.instructlab.ilab_model_download:
+    source: hf
+    repository: TheBloke/Mistral-7B-Instruct-v0.2-GGUF
+    filename: mistral-7b-instruct-v0.2.Q4_K_M.gguf
+    hf_token: "{{ vault_hf_token }}"
+  become: true
+
+- name: Granite from an OCI registry with a port, pinned to a digest
+  labforge.instructlab.ilab_model_download:
+    source: oci
+    repository: docker://registry.example:5000/rhelai1/granite-7b-redhat-lab
+    release: "1.4"
+    digest: sha256:4f1c1e0e6d6b8a3b1c9a1f0f4b8b6a0d2f5f0d1a2b3c4d5e6f708192a3b4c5d6
+    auth_file: /root/.config/containers/auth.json
+    name: granite-7b-redhat-lab-1.4
+  become: true
+
+- name: A model file from a web server
+  labforge.instructlab.ilab_model_download:
+    source: url
+    url: https://models.example/SmolLM2-135M-Instruct.Q4_1.gguf
+    checksum: sha256:0f7c6e5a2f4b0c1d3e5f7a9b1c3d5e7f9a1b3c5d7e9f1a3b5c7d9e1f3a5b7c9d
+  become: true
+
+- name: A model copied to the host earlier
+  labforge.instructlab.ilab_model_download:
+    source: path
+    src: /srv/models/SmolLM2-135M-Instruct.Q4_1.gguf
+  become: true
+'''
+
+RETURN = r'''
+path:
+  description: The model (file or directory).
+  returned: always
+  type: str
+  sample: /var/lib/instructlab/.cache/instructlab/models/granite-7b-redhat-lab
+digest:
+  description:
+    - V(oci) the manifest digest; otherwise C(sha256:) of the file, or for a directory the sha256
+      of its C(sha256sum)-style listing (C(<sha256>  <relative path>) lines, sorted).
+  returned: success, and in check mode when known
+  type: str
+  sample: sha256:0d2b8bd7e0c3fb3cc5a1d7b0b6a9d10c7f5d3b8a5f2f8b1c8d6d4b0f0a1e2c3d
+manifest_digest:
+  description: V(oci) the manifest digest.
+  returned: source is oci
+  type: str
+files:
+  description: The model's files with their size and sha256.
+  returned: success
+  type: dict
+  sample: {"model.gguf": {"size": 1024, "sha256": "0d2b..."}}
+size:
+  description: Total size in bytes.
+  returned: success
+  type: int
+fetched:
+  description: What was (or in check mode would be) fetched; null when the target matched.
+  returned: always
+  type: dict
+reason:
+  description: Why the module fetched or left the target alone.
+  returned: always
+  type: str
+log_path:
+  description: Log of the download step.
+  returned: when a download step ran
+  type: str
+'''
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import glob
+import hashlib
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.urls import fetch_url
+
+from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_runner import (
+    IlabRunner, ilab_argument_spec)
+from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_common import (
+    sha256_file, tree_files, normalize_sha256, chown_tree, replace_path, remove_path,
+    read_state, write_state)
+
+TITLE = 'org.opencontainers.image.title'
+INDEX_TYPES = ('application/vnd.oci.image.index.v1+json',
+               'application/vnd.docker.distribution.manifest.list.v2+json')
+
+HF_SCRIPT = r'''
+import json, os, sys
+spec = json.loads(sys.argv[1])
+from huggingface_hub import hf_hub_download, snapshot_download
+kw = dict(repo_id=spec["repository"], revision=spec["revision"], local_dir=spec["tmp"])
+if spec.get("filename"):
+    hf_hub_download(filename=spec["filename"], **kw)
+else:
+    snapshot_download(**kw)
+print("downloaded")
+'''
+
+OCI_REF = re.compile(r'^docker://(?P<host>[^/]+)/(?P<path>[^:@]+?)(?::(?P<tag>[^:@/]+))?(?:@(?P<digest>sha256:[0-9a-fA-F]{64}))?$')
+
+
+class Fail(Exception):
+    def __init__(self, msg, result=None, step=None):
+        Exception.__init__(self, msg)
+        self.msg = msg
+        self.result = result
+        self.step = step
+
+
+def parse_oci(repository, release, digest):
+    m = OCI_REF.match(repository or '')
+    if not m:
+        raise Fail('repository must look like docker://HOST[:PORT]/PATH[:TAG][@sha256:DIGEST], got %r'
+                   % repository)
+    tag = release or m.group('tag')
+    dig = digest or m.group('digest')
+    if digest and m.group('digest') and digest.lower() != m.group('digest').lower():
+        raise Fail('digest %s differs from the one in repository (%s)' % (digest, m.group('digest')))
+    if dig:
+        try:
+            dig = 'sha256:' + normalize_sha256(dig)
+        except ValueError as e:
+            raise Fail(str(e))
+    if not tag and not dig:
+        tag = 'latest'
+    base = 'docker://%s/%s' % (m.group('host'), m.group('path'))
+    return dict(base=base, host=m.group('host'), path=m.group('path'), tag=tag, digest=dig,
+                name=m.group('path').rstrip('/').split('/')[-1])
+
+
+def file_info(path, record_files=None, rel=None, verify=False):
+    """{'size', 'sha256'} of a file, reusing the record when size and mtime match."""
+    st = os.stat(path)
+    rec = (record_files or {}).get(rel) if rel else None
+    if rec and not verify and rec.get('size') == st.st_size and rec.get('mtime_ns') == st.st_mtime_ns:
+        return dict(size=st.st_size, sha256=rec['sha256'], mtime_ns=st.st_mtime_ns)
+    return dict(size=st.st_size, sha256=sha256_file(path), mtime_ns=st.st_mtime_ns)
+
+
+def target_files(target, record=None, verify=False):
+    rec = (record or {}).get('files') or {}
+    if os.path.isfile(target):
+        return {os.path.basename(target): file_info(target, rec, os.path.basename(target), verify)}
+    out = {}
+    for rel in tree_files(target):
+        out[rel] = file_info(os.path.join(target, rel), rec, rel, verify)
+    return out
+
+
+def digest_of(files, is_file):
+    if is_file and len(files) == 1:
+        return 'sha256:' + list(files.values())[0]['sha256']
+    h = hashlib.sha256()
+    for rel in sorted(files):
+        h.update(('%s  %s\n' % (files[rel]['sha256'], rel)).encode('utf-8'))
+    return 'sha256:' + h.hexdigest()
+
+
+def public_files(files):
+    return dict((k, dict(size=v['size'], sha256=v['sha256'])) for k, v in files.items())
+
+
+class Downloader(object):
+    def __init__(self, module, runner):
+        self.module = module
+        self.runner = runner
+        self.p = module.params
+        self.uid = runner.pw.pw_uid if runner.pw and runner.switch_user else None
+        self.gid = runner.pw.pw_gid if runner.pw and runner.switch_user else None
+        self.log_path = None
+
+    # ---------------------------------------------------------- workspace
+    def workspace(self, target):
+        parent = os.path.dirname(target)
+        self.runner.ensure_dir(parent)
+        prefix = '.%s.labforge-tmp-' % os.path.basename(target)
+        for stale in glob.glob(os.path.join(parent, glob.escape(prefix) + '*')):
+            remove_path(stale)
+        ws = tempfile.mkdtemp(prefix=prefix, dir=parent)
+        os.chmod(ws, 0o755)
+        if self.uid is not None:
+            os.chown(ws, self.uid, self.gid)
+        return ws
+
+    def place(self, tmp, target):
+        chown_tree(tmp, self.uid, self.gid)
+        replace_path(tmp, target)
+
+    def run(self, step, argv, **kw):
+        res = self.runner.run(step, argv, timeout=self.p['timeout'], **kw)
+        if res.log_path:
+            self.log_path = res.log_path
+        if res.rc != 0:
+            raise Fail('%s failed' % step, res, step)
+        return res
+
+    # ---------------------------------------------------------------- oci
+    def skopeo_opts(self, copy=False):
+        opts = []
+        if self.p['auth_file']:
+            if not os.path.isfile(self.p['auth_file']):
+                raise Fail('auth_file %s does not exist' % self.p['auth_file'])
+            opts.append('--%sauthfile=%s' % ('src-' if copy else '', self.p['auth_file']))
+        if self.p['cert_dir']:
+            opts.append('--%scert-dir=%s' % ('src-' if copy else '', self.p['cert_dir']))
+        opts.append('--%stls-verify=%s' % ('src-' if copy else '', 'true' if self.p['tls_verify'] else 'false'))
+        return opts
+
+    def oci_inspect(self, ref):
+        skopeo = self.module.get_bin_path('skopeo')
+        if not skopeo:
+            raise Fail('skopeo is required for source=oci (the instructlab role installs it)')
+        ref_s = ref['base'] + ('@' + ref['digest'] if ref['digest'] and not ref['tag'] else ':' + ref['tag'])
+        res = self.run('skopeo inspect', [skopeo, 'inspect', '--raw', '--retry-times=2'] + self.skopeo_opts()
+                       + [ref_s], changes_state=False, log=False, as_user=False)
+        raw = res.stdout.encode('utf-8')
+        digest = 'sha256:' + hashlib.sha256(raw).hexdigest()
+        try:
+            manifest = json.loads(raw)
+        except ValueError:
+            raise Fail('the registry returned no JSON manifest for %s' % ref_s)
+        if manifest.get('mediaType') in INDEX_TYPES or 'manifests' in manifest:
+            raise Fail('%s is an image index, not a model manifest (one manifest whose layers are files)' % ref_s)
+        if ref['digest'] and digest != ref['digest']:
+            raise Fail('%s resolves to %s, not to the expected digest %s' % (ref_s, digest, ref['digest']))
+        layers = manifest.get('layers') or []
+        files = {}
+        for layer in layers:
+            title = (layer.get('annotations') or {}).get(TITLE)
+            if not title:
+                raise Fail('layer %s of %s has no %s annotation: not a model image'
+                           % (layer.get('digest'), ref_s, TITLE))
+            norm = os.path.normpath(title)
+            if norm.startswith('..') or os.path.isabs(norm):
+                raise Fail('layer title %r of %s is not a relative file name' % (title, ref_s))
+            files[norm] = dict(size=layer.get('size'), sha256=normalize_sha256(layer.get('digest')),
+                               media_type=layer.get('mediaType'))
+        if not files:
+            raise Fail('%s has no layers' % ref_s)
+        return ref_s, digest, manifest, files
+
+    def oci(self, target, record, check):
+        ref = parse_oci(self.p['repository'], self.p['release'], self.p['digest'])
+        ref_s, digest, _manifest, layers = self.oci_inspect(ref)
+        spec = dict(source='oci', repository=ref['base'], release=ref['tag'], manifest_digest=digest)
+        if os.path.exists(target) and not self.p['force']:
+            try:
+                have = target_files(target, record, self.p['verify'])
+            except OSError:
+                have = None
+            if have is not None and set(have) == set(layers) and all(
+                    have[k]['size'] == layers[k]['size'] and have[k]['sha256'] == layers[k]['sha256']
+                    for k in layers):
+                return None, 'target matches %s (%s)' % (ref_s, digest), have, spec
+            reason = 'target differs from %s (%s)' % (ref_s, digest)
+        else:
+            reason = 'forced' if self.p['force'] and os.path.exists(target) else 'target missing'
+        fetched = dict(source='oci', ref=ref_s, digest=digest, files=sorted(layers),
+                       size=sum(v['size'] or 0 for v in layers.values()))
+        if check:
+            return fetched, reason, None, spec
+        skopeo = self.module.get_bin_path('skopeo', required=True)
+        ws = self.workspace(target)
+        try:
+            layout = os.path.join(ws, 'layout')
+            self.run('skopeo copy', [skopeo, 'copy', '--quiet', '--preserve-digests', '--retry-times=2']
+                     + self.skopeo_opts(copy=True)
+                     + ['%s@%s' % (ref['base'], digest), 'oci:%s:%s' % (layout, 'model')],
+                     log_name='oci-download-%s' % os.path.basename(target), as_user=False)
+            with open(os.path.join(layout, 'index.json')) as f:
+                index = json.load(f)
+            descs = index.get('manifests') or []
+            if len(descs) != 1 or descs[0].get('digest') != digest:
+                raise Fail('copied image has manifest %s, expected %s'
+                           % ([d.get('digest') for d in descs], digest))
+            blob = lambda d: os.path.join(layout, 'blobs', 'sha256', normalize_sha256(d))  # noqa: E731
+            if 'sha256:' + sha256_file(blob(digest)) != digest:
+                raise Fail('copied manifest does not match digest %s' % digest)
+            with open(blob(digest)) as f:
+                manifest = json.load(f)
+            model = os.path.join(ws, 'model')
+            os.mkdir(model)
+            for layer in manifest.get('layers') or []:
+                title = os.path.normpath(layer['annotations'][TITLE])
+                src = blob(layer['digest'])
+                if sha256_file(src) != normalize_sha256(layer['digest']):
+                    raise Fail('layer %s (%s) is corrupt' % (layer['digest'], title))
+                dst = os.path.join(model, title)
+                if not os.path.isdir(os.path.dirname(dst)):
+                    os.makedirs(os.path.dirname(dst))
+                os.rename(src, dst)
+                os.chmod(dst, 0o644)
+            self.place(model, target)
+        finally:
+            remove_path(ws)
+        have = target_files(target)
+        return fetched, reason, have, spec
+
+    # ----------------------------------------------------------------- hf
+    def hf_token(self):
+        token = self.p['hf_token']
+        if not token and self.p['hf_token_file']:
+            try:
+                with open(self.p['hf_token_file']) as f:
+                    token = f.read().strip()
+            except (IOError, OSError) as e:
+                raise Fail('cannot read hf_token_file: %s' % e)
+        if token:
+            self.runner.add_secret(token)
+        return token
+
+    def hf(self, target, record, check):
+        if not self.p['repository']:
+            raise Fail('source=hf needs repository')
+        spec = dict(source='hf', repository=self.p['repository'], filename=self.p['filename'],
+                    revision=self.p['revision'])
+        token = self.hf_token()
+        if os.path.exists(target) and not self.p['force']:
+            if record and record.get('spec') == spec:
+                have = target_files(target, record, self.p['verify'])
+                rec = record.get('files') or {}
+                if set(have) == set(rec) and all(have[k]['sha256'] == rec[k]['sha256'] for k in rec):
+                    return None, 'target matches the recorded download of %s' % self.describe(spec), have, spec
+                reason = 'target changed since the recorded download'
+            else:
+                reason = 'target exists but was not downloaded from %s' % self.describe(spec)
+        else:
+            reason = 'forced' if self.p['force'] and os.path.exists(target) else 'target missing'
+        fetched = dict(source='hf', repository=spec['repository'], filename=spec['filename'],
+                       revision=spec['revision'])
+        if check:
+            return fetched, reason, None, spec
+        ws = self.workspace(target)
+        try:
+            dl = os.path.join(ws, 'dl')
+            args = json.dumps(dict(repository=spec['repository'], filename=spec['filename'],
+                                   revision=spec['revision'], tmp=dl))
+            env = {'HF_HUB_DISABLE_TELEMETRY': '1', 'HF_HUB_DISABLE_PROGRESS_BARS': '1'}
+            res = self.runner.python('hf download', HF_SCRIPT, args=[args], changes_state=True,
+                                     env=env, secret_env={'HF_TOKEN': token} if token else None,
+                                     timeout=self.p['timeout'], log=True,
+                                     log_name='hf-download-%s' % os.path.basename(target))
+            self.log_path = res.log_path
+            if res.rc != 0:
+                raise Fail('hf download failed', res, 'hf download')
+            remove_path(os.path.join(dl, '.cache'))
+            if spec['filename']:
+                src = os.path.join(dl, spec['filename'])
+                if not os.path.isfile(src):
+                    raise Fail('the download did not produce %s' % spec['filename'])
+                self.place(src, target)
+            else:
+                self.place(dl, target)
+        finally:
+            remove_path(ws)
+        return fetched, reason, target_files(target), spec
+
+    def describe(self, spec):
+        return '%s%s@%s' % (spec['repository'], '/' + spec['filename'] if spec.get('filename') else '',
+                            spec.get('revision'))
+
+    # ---------------------------------------------------------------- url
+    def url(self, target, record, check):
+        url = self.p['url']
+        if not url:
+            raise Fail('source=url needs url')
+        if not self.p['checksum']:
+            raise Fail('source=url needs checksum (the sha256 of the file)')
+        try:
+            want = normalize_sha256(self.p['checksum'])
+        except ValueError as e:
+            raise Fail(str(e))
+        spec = dict(source='url', url=url, sha256=want)
+        if os.path.isfile(target) and not self.p['force']:
+            have = target_files(target, record, self.p['verify'])
+            if list(have.values())[0]['sha256'] == want:
+                return None, 'target has sha256 %s' % want, have, spec
+            reason = 'target sha256 differs from %s' % want
+        else:
+            reason = 'forced' if self.p['force'] and os.path.exists(target) else 'target missing'
+        fetched = dict(source='url', url=url, sha256=want)
+        if check:
+            return fetched, reason, None, spec
+        ws = self.workspace(target)
+        try:
+            tmp = os.path.join(ws, os.path.basename(target))
+            rsp, info = fetch_url(self.module, url, timeout=self.p['timeout'] or 30)
+            if info.get('status') != 200 or rsp is None:
+                raise Fail('GET %s failed: HTTP %s %s' % (url, info.get('status'), info.get('msg')))
+            h = hashlib.sha256()
+            with open(tmp, 'wb') as f:
+                while True:
+                    chunk = rsp.read(1024 * 1024)
+                    if not chunk:
+                        break
+                    h.update(chunk)
+                    f.write(chunk)
+            if h.hexdigest() != want:
+                raise Fail('sha256 mismatch for %s: got %s, expected %s' % (url, h.hexdigest(), want))
+            os.chmod(tmp, 0o644)
+            self.place(tmp, target)
+        finally:
+            remove_path(ws)
+        return fetched, reason, target_files(target), spec
+
+    # --------------------------------------------------------------- path
+    def path(self, target, record, check):
+        src = self.p['src']
+        if not src or not os.path.exists(src):
+            raise Fail('src %s does not exist on the host' % src)
+        want = target_files(src, None, True)
+        spec = dict(source='path', src=os.path.abspath(src))
+        if os.path.exists(target) and not self.p['force'] and os.path.isdir(src) == os.path.isdir(target):
+            have = target_files(target, record, self.p['verify'])
+            if set(have) == set(want) and all(have[k]['sha256'] == want[k]['sha256'] for k in want):
+                return None, 'target matches %s' % src, have, spec
+            reason = 'target differs from %s' % src
+        else:
+            reason = 'forced' if self.p['force'] and os.path.exists(target) else 'target missing'
+        fetched = dict(source='path', src=src, files=sorted(want))
+        if check:
+            return fetched, reason, None, spec
+        ws = self.workspace(target)
+        try:
+            tmp = os.path.join(ws, 'model')
+            if os.path.isdir(src):
+                shutil.copytree(src, tmp, symlinks=False)
+            else:
+                shutil.copyfile(src, tmp)
+                os.chmod(tmp, 0o644)
+            got = target_files(tmp, None, True)
+            if set(got) != set(want) or any(got[k]['sha256'] != want[k]['sha256'] for k in want):
+                raise Fail('copy of %s does not match its source (changed while copying?)' % src)
+            self.place(tmp, target)
+        finally:
+            remove_path(ws)
+        return fetched, reason, target_files(target), spec
+
+
+def default_name(p, module):
+    s = p['source']
+    if s == 'hf':
+        return p['filename'].split('/')[-1] if p['filename'] else p['repository']
+    if s == 'oci':
+        return parse_oci(p['repository'], p['release'], p['digest'])['name']
+    if s == 'url':
+        return (p['url'] or '').split('?')[0].rstrip('/').split('/')[-1]
+    return os.path.basename((p['src'] or '').rstrip('/'))
+
+
+def main():
+    argument_spec = ilab_argument_spec()
+    argument_spec.update(
+        source=dict(type='str', required=True, choices=['hf', 'oci', 'url', 'path']),
+        repository=dict(type='str'),
+        filename=dict(type='str'),
+        revision=dict(type='str', default='main'),
+        hf_token=dict(type='str', no_log=True),
+        hf_token_file=dict(type='path'),
+        release=dict(type='str'),
+        digest=dict(type='str'),
+        auth_file=dict(type='path'),
+        cert_dir=dict(type='path'),
+        tls_verify=dict(type='bool', default=True),
+        url=dict(type='str'),
+        checksum=dict(type='str'),
+        validate_certs=dict(type='bool', default=True),
+        src=dict(type='path'),
+        model_dir=dict(type='path'),
+        name=dict(type='str'),
+        dest=dict(type='path'),
+        force=dict(type='bool', default=False),
+        verify=dict(type='bool', default=False),
+        timeout=dict(type='int'),
+    )
+    module = AnsibleModule(
+        argument_spec=argument_spec, supports_check_mode=True,
+        mutually_exclusive=[('hf_token', 'hf_token_file')],
+        required_if=[('source', 'hf', ['repository']), ('source', 'oci', ['repository']),
+                     ('source', 'url', ['url', 'checksum']), ('source', 'path', ['src'])])
+    p = module.params
+    runner = IlabRunner.from_module(module)
+    runner.check_user()
+    if p['source'] == 'hf':
+        runner.check_venv()
+    result = dict(changed=False, fetched=None)
+    try:
+        if p['dest']:
+            target = p['dest']
+        else:
+            model_dir = p['model_dir'] or os.path.join(runner.home, '.cache', 'instructlab', 'models')
+            name = p['name'] or default_name(p, module)
+            if not name or name.startswith('/') or '..' in name.split('/'):
+                raise Fail('cannot derive a safe model name (%r): set name or dest' % name)
+            target = os.path.join(model_dir, name)
+        result['path'] = target
+        record = read_state(runner.home, target)
+        dl = Downloader(module, runner)
+        before = dict(path=target, digest=(record or {}).get('digest') if os.path.exists(target) else None)
+        fetched, reason, have, spec = getattr(dl, p['source'])(target, record, module.check_mode)
+    except Fail as e:
+        if e.result is not None:
+            runner.fail(e.step, e.result, msg=e.msg, **result)
+        module.fail_json(msg=runner.mask(e.msg), **result)
+    result['fetched'] = fetched
+    result['reason'] = reason
+    result['changed'] = fetched is not None
+    if dl.log_path:
+        result['log_path'] = dl.log_path
+    if have is not None:
+        digest = spec.get('manifest_digest') or digest_of(have, os.path.isfile(target))
+        result.update(digest=digest, files=public_files(have), size=sum(v['size'] for v in have.values()))
+        if spec.get('manifest_digest'):
+            result['manifest_digest'] = spec['manifest_digest']
+        if not module.check_mode:
+            rec = dict(spec=spec, digest=digest, files=have, target=target)
+            if rec != record:
+                write_state(runner.home, target, rec, dl.uid, dl.gid)
+    elif fetched and fetched.get('digest'):
+        result['digest'] = fetched['digest']
+        result['manifest_digest'] = fetched['digest']
+    if module._diff:
+        result['diff'] = dict(before=before if os.path.exists(target) or not fetched else dict(path=target, state='absent'),
+                              after=dict(path=target, digest=result.get('digest')))
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
