@@ -1,0 +1,285 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, labforge engineers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The nvidia_driver role's plan for given facts, without any EL9/Ubuntu image.
+
+One ansible-playbook run on localhost, one inventory host per case (all with
+the local connection). Each host's facts are injected as cacheable facts
+(``set_fact`` with ``cacheable: true`` lands in the fact cache, hence in
+``ansible_facts``; no gathering happens: the role gathers only missing facts),
+the probe results the plan needs are host variables, and the playbook runs the
+role's real ``set_vars.yml`` and ``plan.yml`` (the same files a real run
+includes), then writes the plan, or the failure message, to a JSON file per
+host.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+NV = 'https://developer.download.nvidia.com/compute/cuda/repos'
+EL_KERNEL = '5.14.0-427.13.1.el9_4.x86_64'
+
+
+def facts(distribution, major, kernel, arch, family=None, version=None):
+    return {
+        'ansible_distribution': distribution,
+        'ansible_distribution_major_version': major,
+        'ansible_distribution_version': version or major,
+        'ansible_os_family': family or ('Debian' if distribution in ('Debian', 'Ubuntu') else 'RedHat'),
+        'ansible_kernel': kernel,
+        'ansible_architecture': arch,
+    }
+
+
+PROBE_OK = {
+    '__nvidia_driver_secure_boot': 'disabled',
+    '__nvidia_driver_kernel_devel_available': True,
+    '__nvidia_driver_kernel_devel_installed': [],
+    '__nvidia_driver_kernel_devel_newest': '',
+}
+
+CASES = {
+    'rhel_open_latest': (facts('RedHat', '9', EL_KERNEL, 'x86_64', version='9.4'), {}),
+    'rocky_proprietary_580_toolkit': (
+        facts('Rocky', '9', EL_KERNEL, 'x86_64', version='9.4'),
+        {'nvidia_driver_kernel_module': 'proprietary', 'nvidia_driver_branch': '580',
+         'nvidia_driver_cuda_toolkit_version': '12.8'}),
+    'alma_aarch64_64k_open_580': (
+        facts('AlmaLinux', '9', '5.14.0-503.14.1.el9_5.aarch64+64k', 'aarch64', version='9.5'),
+        {'nvidia_driver_branch': 580}),
+    'centos_proprietary_550': (
+        facts('CentOS', '9', '5.14.0-570.el9.x86_64', 'x86_64'),
+        {'nvidia_driver_kernel_module': 'proprietary', 'nvidia_driver_branch': '550'}),
+    'rhel_issue75_525': (
+        facts('RedHat', '9', EL_KERNEL, 'x86_64', version='9.4'),
+        {'nvidia_driver_kernel_module': 'proprietary', 'nvidia_driver_branch': '525', 'nvidia_driver_epel': False}),
+    'rhel_full_version_rejected': (
+        facts('RedHat', '9', EL_KERNEL, 'x86_64', version='9.4'),
+        {'nvidia_driver_branch': '525.125.06'}),
+    'rhel_kernel_mismatch': (
+        facts('RedHat', '9', '5.14.0-362.8.1.el9_3.x86_64', 'x86_64', version='9.3'),
+        {'__nvidia_driver_kernel_devel_available': False,
+         '__nvidia_driver_kernel_devel_installed': [EL_KERNEL],
+         '__nvidia_driver_kernel_devel_newest': '5.14.0-503.14.1.el9_5.x86_64'}),
+    'rocky_kernel_mismatch_update': (
+        facts('Rocky', '9', '5.14.0-362.8.1.el9_3.x86_64', 'x86_64', version='9.3'),
+        {'nvidia_driver_kernel_mismatch': 'update',
+         '__nvidia_driver_kernel_devel_available': False,
+         '__nvidia_driver_kernel_devel_newest': '5.14.0-503.14.1.el9_5.x86_64'}),
+    'debian12_open_580': (
+        facts('Debian', '12', '6.1.0-26-amd64', 'x86_64', version='12.7'), {'nvidia_driver_branch': '580'}),
+    'debian12_kernel_mismatch': (
+        facts('Debian', '12', '6.1.0-18-cloud-amd64', 'x86_64', version='12.5'),
+        {'nvidia_driver_kernel_mismatch': 'update', '__nvidia_driver_kernel_devel_available': False}),
+    'ubuntu2404_proprietary_latest': (
+        facts('Ubuntu', '24', '6.8.0-1015-aws', 'x86_64', version='24.04'),
+        {'nvidia_driver_kernel_module': 'proprietary'}),
+    'ubuntu2204_arm_open': (
+        facts('Ubuntu', '22', '5.15.0-1061-nvidia', 'aarch64', version='22.04'), {}),
+}
+
+PLAYBOOK = """
+- name: Compute nvidia_driver plans
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Inject the facts of the case
+      ansible.builtin.set_fact:
+        ansible_distribution: "{{ case_facts.ansible_distribution }}"
+        ansible_distribution_major_version: "{{ case_facts.ansible_distribution_major_version }}"
+        ansible_distribution_version: "{{ case_facts.ansible_distribution_version }}"
+        ansible_os_family: "{{ case_facts.ansible_os_family }}"
+        ansible_kernel: "{{ case_facts.ansible_kernel }}"
+        ansible_architecture: "{{ case_facts.ansible_architecture }}"
+        cacheable: true
+    - name: Plan
+      block:
+        - name: Load the platform variables
+          ansible.builtin.include_role:
+            name: labforge.instructlab.nvidia_driver
+            tasks_from: set_vars
+        - name: Compute the plan
+          ansible.builtin.include_role:
+            name: labforge.instructlab.nvidia_driver
+            tasks_from: plan
+        - name: Save the plan
+          ansible.builtin.copy:
+            content: "{{ {'plan': __nvidia_driver_plan} | to_json }}"
+            dest: "{{ out_dir }}/{{ inventory_hostname }}.json"
+            mode: "0600"
+          delegate_to: localhost
+      rescue:
+        - name: Save the failure
+          ansible.builtin.copy:
+            content: "{{ {'failed_task': ansible_failed_task.name, 'msg': ansible_failed_result.msg} | to_json }}"
+            dest: "{{ out_dir }}/{{ inventory_hostname }}.json"
+            mode: "0600"
+          delegate_to: localhost
+"""
+
+
+@pytest.fixture(scope='module')
+def results(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('nvidia-plan')
+    out = tmp / 'out'
+    out.mkdir()
+    hosts = {}
+    for name, (host_facts, host_vars) in CASES.items():
+        hv = dict(PROBE_OK)
+        hv['case_facts'] = host_facts
+        hv.update(host_vars)
+        hv.update({'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable})
+        hosts[name] = hv
+    (tmp / 'inventory.yml').write_text(yaml.safe_dump({'all': {'hosts': hosts}}))
+    (tmp / 'plan.yml').write_text(PLAYBOOK)
+    env = dict(os.environ)
+    env.update({
+        'ANSIBLE_GATHERING': 'explicit',
+        'ANSIBLE_FORKS': '12',
+        'ANSIBLE_NOCOLOR': '1',
+        'ANSIBLE_DEPRECATION_WARNINGS': 'false',
+    })
+    bindir = os.path.dirname(sys.executable)
+    proc = subprocess.run(
+        [os.path.join(bindir, 'ansible-playbook'), '-i', str(tmp / 'inventory.yml'), str(tmp / 'plan.yml'),
+         '-e', 'out_dir=%s' % out],
+        env=env, cwd=str(tmp), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+        timeout=300)
+    assert proc.returncode == 0, proc.stdout
+    res = {}
+    for name in CASES:
+        path = out / (name + '.json')
+        assert path.exists(), 'no result for %s:\n%s' % (name, proc.stdout)
+        res[name] = json.loads(path.read_text())
+    return res
+
+
+def plan(results, name):
+    assert 'plan' in results[name], results[name]
+    return results[name]['plan']
+
+
+def test_rhel_open_latest(results):
+    p = plan(results, 'rhel_open_latest')
+    assert p['family'] == 'RedHat'
+    assert p['repo_url'] == NV + '/rhel9/x86_64/cuda-rhel9.repo'
+    assert p['module_stream'] == 'nvidia-driver:open-dkms'
+    assert p['module_enable'] is True
+    assert p['driver_packages'] == ['nvidia-open']
+    assert p['build_packages'] == ['dkms']
+    assert p['kernel_packages'] == ['kernel-devel-' + EL_KERNEL, 'kernel-headers']
+    assert p['kernel_devel_ok'] is True and p['kernel_update'] is False
+    assert p['toolkit_packages'] == []
+    assert p['epel_release'] == 'https://dl.fedoraproject.org/pub/epel/epel-release-latest-9.noarch.rpm'
+    assert p['crb_repo'] == 'codeready-builder-for-rhel-9-x86_64-rpms'
+    assert p['expected_branch'] == ''
+    assert p['keyring_url'] == ''
+    assert p['secure_boot'] == 'disabled'
+
+
+def test_rocky_proprietary_branch_and_toolkit(results):
+    p = plan(results, 'rocky_proprietary_580_toolkit')
+    assert p['repo_url'] == NV + '/rhel9/x86_64/cuda-rhel9.repo'
+    assert p['module_stream'] == 'nvidia-driver:580-dkms'
+    assert p['module_enable'] is True
+    assert p['driver_packages'] == ['cuda-drivers']
+    assert p['toolkit_packages'] == ['cuda-toolkit-12-8']
+    assert p['epel_release'] == 'epel-release'
+    assert p['crb_repo'] == 'crb'
+    assert p['expected_branch'] == '580'
+
+
+def test_alma_aarch64_64k(results):
+    p = plan(results, 'alma_aarch64_64k_open_580')
+    assert p['repo_url'] == NV + '/rhel9/sbsa/cuda-rhel9.repo'
+    assert p['module_stream'] == 'nvidia-driver:580-open'
+    assert p['driver_packages'] == ['nvidia-open']
+    assert p['kernel_packages'] == ['kernel-64k-devel-5.14.0-503.14.1.el9_5.aarch64', 'kernel-headers']
+    assert p['crb_repo'] == 'crb'
+
+
+def test_centos_pre_570_branch_uses_module_profile(results):
+    p = plan(results, 'centos_proprietary_550')
+    assert p['module_stream'] == 'nvidia-driver:550-dkms'
+    assert p['module_enable'] is False
+    assert p['driver_packages'] == ['@nvidia-driver:550-dkms/default']
+    assert p['kernel_packages'] == ['kernel-devel-5.14.0-570.el9.x86_64', 'kernel-headers']
+
+
+def test_issue_75_branch_maps_to_stream_name(results):
+    # NVIDIA/ansible-role-nvidia-driver#75: "nvidia-driver:525.125.06" is no stream; "525-dkms" is.
+    p = plan(results, 'rhel_issue75_525')
+    assert p['module_stream'] == 'nvidia-driver:525-dkms'
+    assert p['driver_packages'] == ['@nvidia-driver:525-dkms/default']
+    assert p['epel_release'] == '' and p['crb_repo'] == ''
+
+
+def test_full_driver_version_is_rejected(results):
+    r = results['rhel_full_version_rejected']
+    assert 'plan' not in r
+    assert r['failed_task'] == 'Check the role\'s variables'
+    assert 'nvidia_driver_branch=525.125.06 (a branch number such as 580, or empty for the latest)' in r['msg']
+
+
+def test_kernel_devel_mismatch_fails_clearly(results):
+    r = results['rhel_kernel_mismatch']
+    assert 'plan' not in r
+    assert r['failed_task'] == 'Fail when the running kernel\'s development files cannot be installed'
+    assert r['msg'] == (
+        'kernel-devel-5.14.0-362.8.1.el9_3.x86_64 (development files of the RUNNING kernel '
+        '5.14.0-362.8.1.el9_3.x86_64) is neither installed nor available from the enabled repositories, '
+        'so DKMS cannot build the NVIDIA kernel module for the kernel this host runs. '
+        'Installed: 5.14.0-427.13.1.el9_4.x86_64. Newest in the repositories: 5.14.0-503.14.1.el9_5.x86_64. '
+        'This is typical of cloud images whose kernel is older than the repositories, or of a kernel update '
+        'without a reboot. Update the kernel and reboot into it, then run again, or set '
+        'nvidia_driver_kernel_mismatch: update (with nvidia_driver_reboot: true) to let this role do it.')
+
+
+def test_kernel_mismatch_update_mode_plans_a_kernel_update(results):
+    p = plan(results, 'rocky_kernel_mismatch_update')
+    assert p['kernel_devel_ok'] is False
+    assert p['kernel_update'] is True
+    assert p['kernel_update_packages'] == ['kernel', 'kernel-devel']
+    assert p['kernel_packages'] == ['kernel-devel-5.14.0-362.8.1.el9_3.x86_64', 'kernel-headers']
+
+
+def test_debian12(results):
+    p = plan(results, 'debian12_open_580')
+    assert p['family'] == 'Debian'
+    assert p['repo_url'] == NV + '/debian12/x86_64/'
+    assert p['keyring_url'] == NV + '/debian12/x86_64/cuda-keyring_1.1-1_all.deb'
+    assert p['module_stream'] == '' and p['module_enable'] is False
+    assert p['driver_packages'] == ['nvidia-open-580']
+    assert p['kernel_packages'] == ['linux-headers-6.1.0-26-amd64']
+    assert p['expected_branch'] == '580'
+    assert p['epel_release'] == ''
+
+
+def test_debian12_mismatch_cannot_update(results):
+    r = results['debian12_kernel_mismatch']
+    assert 'plan' not in r
+    assert r['msg'].startswith('linux-headers-6.1.0-18-cloud-amd64 (development files of the RUNNING kernel '
+                               '6.1.0-18-cloud-amd64) is neither installed nor available')
+    assert r['msg'].endswith('Update the kernel and reboot into it, then run again.')
+
+
+def test_ubuntu2404_proprietary(results):
+    p = plan(results, 'ubuntu2404_proprietary_latest')
+    assert p['keyring_url'] == NV + '/ubuntu2404/x86_64/cuda-keyring_1.1-1_all.deb'
+    assert p['driver_packages'] == ['cuda-drivers']
+    assert p['kernel_packages'] == ['linux-headers-6.8.0-1015-aws']
+
+
+def test_ubuntu2204_arm(results):
+    p = plan(results, 'ubuntu2204_arm_open')
+    assert p['keyring_url'] == NV + '/ubuntu2204/sbsa/cuda-keyring_1.1-1_all.deb'
+    assert p['driver_packages'] == ['nvidia-open']
