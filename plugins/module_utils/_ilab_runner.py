@@ -79,7 +79,6 @@ import errno
 import json
 import os
 import pwd
-import grp
 import selectors
 import shlex
 import signal

@@ -434,10 +434,8 @@ def main():
 
     result['taxonomy_created'] = ensure_taxonomy(module, runner, taxonomy_path)
     exists = os.path.isfile(runner.config_path)
-    before_text = ''
     if exists:
-        with open(runner.config_path) as f:
-            before_text = f.read()
+        pass
     elif not p['init']:
         module.fail_json(msg='%s does not exist and init=false' % runner.config_path, **result)
     elif module.check_mode:

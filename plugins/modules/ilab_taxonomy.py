@@ -130,7 +130,6 @@ log_path:
 '''
 
 import os
-import re
 import shutil
 import tempfile
 
@@ -139,7 +138,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_runner import (
     IlabRunner, ilab_argument_spec)
 from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_common import (
-    atomic_write, remove_path)
+    atomic_write)
 
 try:
     import yaml
