@@ -1,0 +1,256 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, labforge engineers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Integration tests of ilab_config, ilab_model_download, ilab_taxonomy and
+ilab_info against the REAL InstructLab 0.26.1, on a Debian 12 systemd test host
+(podman container from tests/testbed/build-image.sh).
+
+One command: ``tests/integration/run.sh`` (or ``pytest tests/integration``).
+
+The test host gets, read-only, the InstructLab venv the instructlab role test
+built on the controller (``LABFORGE_ILAB_VENV``, default /opt/labforge-ilab-venv,
+mounted at the same path: its scripts' shebangs point there; its python is
+Debian's /usr/bin/python3.11, present in the image), the test model from
+``tests/testbed/make-test-model.sh`` and tests/testbed/. The OCI registry
+(docker-registry, TLS from a CA made at test time, htpasswd, a ``skopeo login``
+auth file) runs ON the test host (tests/testbed/registry.sh): a podman
+container has its own network namespace, so a registry on the controller's
+127.0.0.1 is unreachable from it, and a registry per test host needs no port
+coordination between parallel runs.
+
+The tests run in file order and share the host (config -> download -> taxonomy
+-> killed download -> secrets). The container is removed at the end unless
+LABFORGE_KEEP_HOST=1.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+TESTBED = os.path.join(ROOT, 'tests', 'testbed')
+PLAYBOOKS = os.path.join(HERE, 'playbooks')
+NAME = os.environ.get('LABFORGE_IT_HOST', 'lfm6-it')
+VENV = os.environ.get('LABFORGE_ILAB_VENV', '/opt/labforge-ilab-venv')
+CACHE = os.environ.get('LABFORGE_CACHE', '/var/cache/labforge')
+MODELS = '/var/lib/instructlab/.cache/instructlab/models'
+
+
+def sh(cmd, check=True, **kw):
+    kw.setdefault('stdout', subprocess.PIPE)
+    kw.setdefault('stderr', subprocess.PIPE)
+    res = subprocess.run(cmd, shell=isinstance(cmd, str), text=True, **kw)
+    if check and res.returncode != 0:
+        raise AssertionError('%s failed (rc=%d):\n%s\n%s' % (cmd, res.returncode, res.stdout[-3000:], res.stderr[-3000:]))
+    return res
+
+
+def on_host(script, check=True, **kw):
+    return sh(['podman', 'exec', '-i', NAME, 'bash', '-c', script], check=check, **kw)
+
+
+def collections_path():
+    # the unit-test conftest makes ansible_collections/labforge/instructlab importable
+    sys.path.insert(0, os.path.join(ROOT, 'tests', 'unit'))
+    import conftest  # noqa: F401  pylint: disable=import-error
+    return conftest.COLLECTIONS_DIR
+
+
+class Host(object):
+    def __init__(self, inventory, env):
+        self.inventory = inventory
+        self.env = env
+
+    def playbook(self, name, *args, env=None, check=True):
+        e = dict(self.env)
+        e.update(env or {})
+        res = sh(['ansible-playbook', '-i', self.inventory, os.path.join(PLAYBOOKS, name)] + list(args),
+                 check=False, env=e, cwd=PLAYBOOKS)
+        if check and res.returncode != 0:
+            raise AssertionError('playbook %s failed:\n%s\n%s' % (name, res.stdout[-8000:], res.stderr[-3000:]))
+        return res
+
+    def module(self, module, args, *extra, env=None):
+        e = dict(self.env)
+        e.update(env or {})
+        return ['ansible', '-i', self.inventory, NAME, '-m', 'labforge.instructlab.' + module,
+                '-a', json.dumps(args)] + list(extra), e
+
+
+@pytest.fixture(scope='module')
+def host(tmp_path_factory):
+    if not os.path.isfile(os.path.join(VENV, 'bin', 'ilab')):
+        pytest.skip('no InstructLab venv at %s (set LABFORGE_ILAB_VENV)' % VENV)
+    env = dict(os.environ)
+    env['CONTAINERS_CONF'] = os.path.join(TESTBED, 'containers.conf')
+    env['LABFORGE_CACHE'] = CACHE
+    image = os.environ.get('LABFORGE_TEST_IMAGE') or sh([os.path.join(TESTBED, 'build-image.sh')], env=env).stdout.strip()
+    model = sh([os.path.join(TESTBED, 'make-test-model.sh')], env=env).stdout.strip()
+    sh(['podman', 'rm', '-f', NAME], check=False, env=env)
+    sh(['podman', 'run', '-d', '--name', NAME, '--hostname', NAME, '--systemd=always',
+        '--label', 'labforge.test=ilab-modules',
+        '-v', '/etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/labforge-host-ca.crt:ro',
+        '-v', '%s/apt-archives:/var/cache/apt/archives' % CACHE,
+        '-v', '%s:%s:ro' % (VENV, VENV),
+        '-v', '%s:/srv/models:ro' % os.path.dirname(model),
+        '-v', '%s:/srv/testbed:ro' % TESTBED,
+        image, '/sbin/init'], env=env)
+    try:
+        on_host('systemctl is-system-running --wait || true')
+        inv = tmp_path_factory.mktemp('inv') / 'hosts'
+        inv.write_text('%s ansible_connection=containers.podman.podman ansible_python_interpreter=/usr/bin/python3\n' % NAME)
+        env['ANSIBLE_COLLECTIONS_PATH'] = collections_path() + ':' + os.path.expanduser('~/.ansible/collections')
+        env['ANSIBLE_HOST_KEY_CHECKING'] = 'false'
+        env['ANSIBLE_FORCE_COLOR'] = 'false'
+        env['ANSIBLE_NOCOLOR'] = 'true'
+        env['PATH'] = os.path.join(ROOT, '.venv', 'bin') + ':' + env.get('PATH', '')
+        h = Host(str(inv), env)
+        h.playbook('prepare.yml')
+        yield h
+    finally:
+        if os.environ.get('LABFORGE_KEEP_HOST') != '1':
+            sh(['podman', 'rm', '-f', NAME], check=False, env=env)
+
+
+def test_config(host):
+    host.playbook('config.yml')
+
+
+def test_download(host):
+    host.playbook('download.yml')
+
+
+def test_taxonomy(host):
+    host.playbook('taxonomy.yml')
+
+
+def test_killed_download_leaves_nothing_and_rerun_completes(host):
+    # a release big enough to be caught in flight
+    on_host('set -e; head -c 700M /dev/urandom > /root/big.gguf; '
+            'LABFORGE_REGISTRY_DIR=/root/registry /srv/testbed/registry.sh push big 1 /root/big.gguf >/root/big.digest; '
+            'sha256sum /root/big.gguf | cut -d" " -f1 > /root/big.sha256; rm -f /root/big.gguf')
+    args = dict(venv=VENV, source='oci', repository='docker://127.0.0.1:5443/models/big', release='1',
+                auth_file='/root/registry/auth.json', cert_dir='/root/registry/certs.d')
+    cmd, env = host.module('ilab_model_download', args)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    killed = None
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        res = on_host('pid=$(pgrep -x skopeo | head -n1); [ -n "$pid" ] || exit 3; '
+                      'ppid=$(ps -o ppid= -p "$pid" | tr -d " "); '
+                      'grep -q " copy " /proc/$pid/cmdline 2>/dev/null || tr "\\0" " " </proc/$pid/cmdline | grep -q " copy " || exit 3; '
+                      'kill -9 "$ppid" "$pid"; echo "$pid $ppid"', check=False)
+        if res.returncode == 0:
+            killed = res.stdout.strip()
+            break
+        time.sleep(0.1)
+    out = proc.communicate(timeout=120)[0]
+    assert killed, 'never saw skopeo copy running:\n' + out[-3000:]
+    assert proc.returncode != 0
+    state = on_host('ls -a %s; test ! -e %s/big && echo ABSENT' % (MODELS, MODELS)).stdout
+    assert 'ABSENT' in state, state
+    # rerun: completes, verifies, cleans the stale workspace
+    res = sh(cmd, env=env, check=False)
+    assert res.returncode == 0 and 'CHANGED' in res.stdout, res.stdout[-3000:]
+    check = on_host('set -e; cd %s; sha256sum big/big.gguf | cut -d" " -f1; cat /root/big.sha256; '
+                    'ls -a | grep -c "labforge-tmp" || true' % MODELS).stdout.split()
+    assert check[0] == check[1] and check[2] == '0', check
+    on_host('rm -rf %s/big' % MODELS)
+
+
+MONITOR = r'''
+import os, sys, time
+token = sys.stdin.readline().strip().encode()
+hits = set()
+while not os.path.exists('/root/monitor.stop'):
+    for pid in os.listdir('/proc'):
+        if not pid.isdigit():
+            continue
+        try:
+            with open('/proc/%s/cmdline' % pid, 'rb') as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if token in cmd:
+            hits.add(cmd.replace(b'\0', b' ').decode('utf-8', 'replace').replace(token.decode(), '<TOKEN>'))
+    time.sleep(0.02)
+with open('/root/monitor.hits', 'w') as f:
+    f.write('\n'.join(sorted(hits)))
+print('scanned')
+'''
+
+SCAN_DIRS = '/etc /root /var/lib/instructlab /tmp /var/tmp /var/log /home /srv/docs-repo'
+
+
+def start_monitor(token):
+    on_host('rm -f /root/monitor.stop /root/monitor.hits')
+    proc = subprocess.Popen(['podman', 'exec', '-i', NAME, 'python3', '-c', MONITOR],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc.stdin.write(token + '\n')
+    proc.stdin.flush()
+    time.sleep(0.5)
+    return proc
+
+
+def stop_monitor(proc):
+    on_host('touch /root/monitor.stop')
+    proc.communicate(timeout=60)
+    return on_host('cat /root/monitor.hits').stdout
+
+
+def files_with(needle):
+    """Files on the test host containing ``needle`` (fed on stdin, never argv)."""
+    res = sh(['podman', 'exec', '-i', NAME, 'bash', '-c',
+              'read -r n; printf "%s" "$n" > /root/.needle; '
+              'grep -rlF --no-messages -f /root/.needle ' + SCAN_DIRS + ' | grep -v "^/root/.needle$" || true; '
+              'rm -f /root/.needle'], input=needle + '\n')
+    return sorted(res.stdout.split())
+
+
+def test_secrets_never_leak(host):
+    token = 'hf_lfm6' + secrets.token_hex(16)
+    on_host('umask 077; cat > /root/hf-token', input=token + '\n')
+    mon = start_monitor(token)
+    try:
+        # the HF path: the download fails (the endpoint is unreachable), the token must not leak
+        res = host.playbook('secrets.yml', '-vvv', env={'LFM6_HF_TOKEN': token}, check=False)
+    finally:
+        hits = stop_monitor(mon)
+    out = res.stdout + res.stderr
+    assert 'PLAY RECAP' in out and 'failed=0' in out, out[-6000:]
+    assert token not in out
+    assert 'hf download failed' in out           # the HF step really ran and failed as expected
+    assert hits == '', 'token seen in a process argument list: %s' % hits
+    leaked = files_with(token)
+    assert leaked == ['/root/hf-token'], leaked
+    assert on_host('stat -c %a /root/hf-token').stdout.strip() == '600'
+
+    # the OCI path: the registry password never leaves the auth file
+    password = on_host('cat /root/registry/password').stdout.strip()
+    mon = start_monitor(password)
+    try:
+        cmd, env = host.module('ilab_model_download', dict(
+            venv=VENV, source='oci', repository='docker://127.0.0.1:5443/models/smollm2', release='1.0',
+            name='smollm2-secret', auth_file='/root/registry/auth.json', cert_dir='/root/registry/certs.d'),
+            '-vvv')
+        res = sh(cmd, env=env, check=False)
+    finally:
+        hits = stop_monitor(mon)
+    assert res.returncode == 0, res.stdout[-3000:]
+    assert password not in res.stdout + res.stderr
+    assert hits == ''
+    assert files_with(password) == ['/root/registry/password']
+    import base64
+    auth = base64.b64encode(('labforge:' + password).encode()).decode()
+    assert files_with(auth) == ['/root/registry/auth.json']
+    assert on_host('stat -c %a /root/registry/auth.json /root/registry/password').stdout.split() == ['600', '600']
