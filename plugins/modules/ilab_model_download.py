@@ -558,8 +558,10 @@ class Downloader(object):
         spec = dict(source='path', src=os.path.abspath(src))
         if os.path.exists(target) and not self.p['force'] and os.path.isdir(src) == os.path.isdir(target):
             have = target_files(target, record, self.p['verify'])
+            if os.path.isfile(target):
+                have = dict(zip(want, have.values()))
             if set(have) == set(want) and all(have[k]['sha256'] == want[k]['sha256'] for k in want):
-                return None, 'target matches %s' % src, have, spec
+                return None, 'target matches %s' % src, target_files(target, record), spec
             reason = 'target differs from %s' % src
         else:
             reason = 'forced' if self.p['force'] and os.path.exists(target) else 'target missing'
@@ -575,6 +577,8 @@ class Downloader(object):
                 shutil.copyfile(src, tmp)
                 os.chmod(tmp, 0o644)
             got = target_files(tmp, None, True)
+            if os.path.isfile(tmp):
+                got = dict(zip(want, got.values()))
             if set(got) != set(want) or any(got[k]['sha256'] != want[k]['sha256'] for k in want):
                 raise Fail('copy of %s does not match its source (changed while copying?)' % src)
             self.place(tmp, target)
