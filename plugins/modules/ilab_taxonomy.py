@@ -305,7 +305,8 @@ def load_entry(entry):
     try:
         return raw.decode('utf-8')
     except UnicodeDecodeError as e:
-        raise ValueError('not UTF-8 (byte 0x%02x at offset %d)' % (raw[e.start], e.start))
+        raise ValueError('not UTF-8 (byte 0x%02x at offset %d, line %d)'
+                         % (raw[e.start], e.start, raw[:e.start].count(b'\n') + 1))
 
 
 def main():

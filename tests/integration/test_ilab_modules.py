@@ -20,7 +20,7 @@ coordination between parallel runs.
 
 The tests run in file order and share the host (config -> download -> taxonomy
 -> killed download -> secrets). The container is removed at the end unless
-LABFORGE_KEEP_HOST=1.
+LABFORGE_KEEP_HOST=1 (then LABFORGE_REUSE_HOST=1 reuses it on the next run).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -96,8 +96,11 @@ def host(tmp_path_factory):
     env['LABFORGE_CACHE'] = CACHE
     image = os.environ.get('LABFORGE_TEST_IMAGE') or sh([os.path.join(TESTBED, 'build-image.sh')], env=env).stdout.strip()
     model = sh([os.path.join(TESTBED, 'make-test-model.sh')], env=env).stdout.strip()
-    sh(['podman', 'rm', '-f', NAME], check=False, env=env)
-    sh(['podman', 'run', '-d', '--name', NAME, '--hostname', NAME, '--systemd=always',
+    reuse = os.environ.get('LABFORGE_REUSE_HOST') == '1' and sh(
+        ['podman', 'container', 'exists', NAME], check=False, env=env).returncode == 0
+    if not reuse:
+        sh(['podman', 'rm', '-f', NAME], check=False, env=env)
+    sh(['true'] if reuse else ['podman', 'run', '-d', '--name', NAME, '--hostname', NAME, '--systemd=always',
         '--label', 'labforge.test=ilab-modules',
         '-v', '/etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/labforge-host-ca.crt:ro',
         '-v', '%s/apt-archives:/var/cache/apt/archives' % CACHE,
