@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# First-install time of InstructLab 0.26.1 (cpu) with role
+# labforge.instructlab.instructlab vs the seed's manual recipe (an unpinned
+# `pip install instructlab==0.26.1` in a venv), on fresh Debian 12 test hosts,
+# one after the other on the same machine; then the role's no-op rerun.
+# Prints the times, the ratio, and whether each result works (pip check,
+# imports, ilab --version) -- a broken manual result is reported as broken.
+#
+#   benchmarks/install_vs_manual.sh            cold: empty caches for both
+#   BENCH_WARM=1 benchmarks/install_vs_manual.sh
+#       the role with the fleet caches ($LABFORGE_CACHE/uv, a wheelhouse that
+#       already holds the compiled wheels), i.e. every host after the first
+#
+# Needs the test bed (make testbed): podman, the image, CONTAINERS_CONF.
+# Containers are named ${BENCH_PREFIX:-lfbench}-{manual,role} and removed at
+# the end. Writes a summary to ${BENCH_OUT:-reports/install_vs_manual.txt}.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=tests/testbed/env.sh
+source "$repo/tests/testbed/env.sh"
+image=${LABFORGE_TEST_IMAGE:-$("$repo/tests/testbed/build-image.sh")}
+prefix=${BENCH_PREFIX:-lfbench}
+out=${BENCH_OUT:-$repo/reports/install_vs_manual.txt}
+warm=${BENCH_WARM:-0}
+version=0.26.1
+work=$(mktemp -d)
+mkdir -p "$(dirname "$out")" "$LABFORGE_CACHE/apt-archives/partial"
+
+cleanup() {
+    podman rm -f "$prefix-manual" "$prefix-role" >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+start_host() {  # name [extra podman args...]
+    local name=$1; shift
+    podman rm -f "$name" >/dev/null 2>&1 || true
+    podman run -d --name "$name" --hostname "$name" --systemd=always \
+        -v "$LABFORGE_CA_BUNDLE:/etc/ssl/certs/labforge-host-ca.crt:ro" \
+        -v "$LABFORGE_CACHE/apt-archives:/var/cache/apt/archives" \
+        "$@" "$image" /sbin/init >/dev/null
+    podman exec "$name" systemctl is-system-running --wait >/dev/null 2>&1 || true
+    # the same OS packages on both hosts, installed before any timing
+    podman exec "$name" bash -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        build-essential cmake git skopeo python3.11 python3.11-venv procps >/dev/null'
+}
+
+check_result() {  # name python -> "works" or "BROKEN: ..."
+    local name=$1 py=$2 problems=()
+    podman exec "$name" "$py" -m pip check >"$work/$name.check" 2>&1 || problems+=("pip check: $(head -3 "$work/$name.check" | tr '\n' ';')")
+    podman exec "$name" "$py" -c 'import torch, llama_cpp, instructlab' >"$work/$name.import" 2>&1 \
+        || problems+=("import: $(tail -1 "$work/$name.import")")
+    podman exec "$name" bash -c "PATH=\$(dirname $py):\$PATH ilab --version" >"$work/$name.ilab" 2>&1 \
+        || problems+=("ilab --version: $(tail -1 "$work/$name.ilab")")
+    if [ "${#problems[@]}" -eq 0 ]; then echo "works ($(cat "$work/$name.ilab"))"; else echo "BROKEN: ${problems[*]}"; fi
+}
+
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.1f", b-a}'; }
+
+echo "[bench] manual recipe: python3.11 -m venv + pip install instructlab==$version (unpinned, seed recipe)"
+start_host "$prefix-manual"
+t0=$(now)
+podman exec "$prefix-manual" bash -c "set -e; python3.11 -m venv /root/ilab-venv
+    PIP_CERT=/etc/ssl/certs/labforge-host-ca.crt /root/ilab-venv/bin/pip install --no-input -q 'instructlab==$version'" \
+    >"$work/manual.log" 2>&1 && manual_rc=0 || manual_rc=$?
+t1=$(now)
+manual_time=$(secs "$t0" "$t1")
+manual_state=$( [ "$manual_rc" -eq 0 ] && check_result "$prefix-manual" /root/ilab-venv/bin/python || echo "BROKEN: pip install failed rc=$manual_rc: $(tail -2 "$work/manual.log" | tr '\n' ' ')")
+podman rm -f "$prefix-manual" >/dev/null
+
+echo "[bench] role labforge.instructlab.instructlab (cpu, tested lock, uv)"
+if [ "$warm" = 1 ]; then
+    mkdir -p "$LABFORGE_CACHE/uv" "$LABFORGE_CACHE/wheelhouse/bench"
+    start_host "$prefix-role" -v "$LABFORGE_CACHE/uv:/var/cache/instructlab/uv" \
+        -v "$LABFORGE_CACHE/wheelhouse/bench:/var/cache/instructlab/wheelhouse"
+else
+    start_host "$prefix-role"
+fi
+cat >"$work/play.yml" <<EOF
+- hosts: all
+  gather_facts: false
+  roles:
+    - role: labforge.instructlab.instructlab
+      vars:
+        instructlab_python: /usr/bin/python3.11
+        instructlab_accelerator: cpu
+        instructlab_ca_bundle: /etc/ssl/certs/labforge-host-ca.crt
+EOF
+collections=$(mktemp -d)
+mkdir -p "$collections/ansible_collections/labforge"
+ln -s "$repo" "$collections/ansible_collections/labforge/instructlab"
+run_role() {
+    ANSIBLE_COLLECTIONS_PATH="$collections" ANSIBLE_NOCOLOR=1 ansible-playbook \
+        -i "$prefix-role," -c containers.podman.podman "$work/play.yml" >"$work/role-$1.log" 2>&1
+}
+t0=$(now); run_role first && role_rc=0 || role_rc=$?; t1=$(now)
+role_time=$(secs "$t0" "$t1")
+role_state=$( [ "$role_rc" -eq 0 ] && check_result "$prefix-role" /opt/instructlab/venv/bin/python || echo "BROKEN: role failed rc=$role_rc: $(grep -A3 'fatal:' "$work/role-first.log" | head -5 | tr '\n' ' ')")
+t0=$(now); run_role noop && noop_rc=0 || noop_rc=$?; t1=$(now)
+noop_time=$(secs "$t0" "$t1")
+noop_changed=$(grep -Eo 'changed=[0-9]+' "$work/role-noop.log" | tail -1)
+compile=$(podman exec "$prefix-role" bash -c 'grep -h "BUILD DONE" /var/log/labforge/instructlab-install.log' || true)
+rm -rf "$collections"
+
+ratio=$(awk -v r="$role_time" -v m="$manual_time" 'BEGIN{printf "%.2f", r/m}')
+{
+    echo "InstructLab $version cpu, first install on a fresh Debian 12 host ($(nproc) cores), $(date -u +%FT%TZ)"
+    echo "caches for the role: $([ "$warm" = 1 ] && echo 'warm (fleet uv cache + wheelhouse)' || echo 'cold (empty)')"
+    echo "manual recipe (pip, unpinned):   ${manual_time}s   result: $manual_state"
+    echo "role (uv, tested lock):          ${role_time}s   result: $role_state"
+    echo "role no-op rerun:                ${noop_time}s   (rc $noop_rc, $noop_changed)"
+    echo "compiled by the role:            ${compile:-nothing (wheelhouse hit)}"
+    echo "ratio role/manual:               $ratio   (goal <= 0.6)"
+} | tee "$out"

@@ -1,0 +1,361 @@
+#!/usr/bin/env python3
+"""Build, verify and probe an InstructLab venv (part of labforge.instructlab.instructlab).
+
+Usage:
+  instructlab_venv.py probe   < request.json   read the real state, change nothing
+  instructlab_venv.py install PLAN.json         build a NEW venv dir from a plan
+
+Standard library only (runs with the target Python 3.11). The last line of
+stdout is a JSON object for the role; everything the tools print goes to the
+plan's log file.
+
+install steps: create the venv -> install every locked wheel with hashes and
+--only-binary (nothing compiled) -> take each source-only package from the
+wheelhouse, compiling it into the wheelhouse first when it is missing there
+and this host may build -> install those wheels (sha256 checked) ->
+`pip check` -> import torch/llama_cpp/instructlab, `ilab --version`, GPU
+offload check -> write labforge-manifest.json -> chown to the service user.
+Any failure removes the new directory; the active venv is never touched.
+"""
+
+import datetime
+import hashlib
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+MANIFEST = "labforge-manifest.json"
+
+
+def now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Failure(Exception):
+    pass
+
+
+class Log(object):
+    def __init__(self, path):
+        self.path = path
+        self.host = socket.gethostname()
+        if path:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            self.fh = open(path, "a", encoding="utf-8")
+        else:
+            self.fh = sys.stderr
+
+    def line(self, msg):
+        self.fh.write("[%s %s] %s\n" % (now(), self.host, msg))
+        self.fh.flush()
+
+    def tail(self, n=40):
+        if not self.path:
+            return ""
+        with open(self.path, encoding="utf-8", errors="replace") as fh:
+            return "".join(fh.readlines()[-n:])
+
+
+def run(log, argv, env=None, cwd=None, what=None):
+    """Run argv with its output appended to the log; raise Failure on rc != 0."""
+    log.line("$ " + " ".join(argv))
+    start = time.time()
+    proc = subprocess.run(argv, env=env, cwd=cwd, stdout=log.fh, stderr=subprocess.STDOUT,
+                          stdin=subprocess.DEVNULL, check=False)
+    log.line("rc=%d in %.1fs" % (proc.returncode, time.time() - start))
+    if proc.returncode != 0:
+        raise Failure("%s failed (rc %d): %s" % (what or argv[0], proc.returncode, " ".join(argv)))
+    return time.time() - start
+
+
+def capture(argv, env=None):
+    proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          stdin=subprocess.DEVNULL, check=False, universal_newlines=True)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def wheel_dir_ok(path):
+    """A wheelhouse entry is usable when SHA256SUMS lists wheels that match."""
+    sums = os.path.join(path, "SHA256SUMS")
+    if not os.path.isfile(sums):
+        return False
+    with open(sums, encoding="utf-8") as fh:
+        entries = [line.split() for line in fh if line.strip()]
+    if not entries:
+        return False
+    for digest, name in entries:
+        wheel = os.path.join(path, name)
+        if not os.path.isfile(wheel) or sha256(wheel) != digest:
+            return False
+    return True
+
+
+def wheels_in(path):
+    with open(os.path.join(path, "SHA256SUMS"), encoding="utf-8") as fh:
+        return [os.path.join(path, line.split()[1]) for line in fh if line.strip()]
+
+
+def lock_entry(sdists_file, name):
+    """The requirement block (pin + hashes) of NAME in a lock file."""
+    with open(sdists_file, encoding="utf-8") as fh:
+        text = fh.read()
+    for block in re.split(r"\n(?=\S)", text):
+        if re.match(r"%s==" % re.escape(name), block):
+            return block.strip() + "\n"
+    raise Failure("%s is not in %s" % (name, sdists_file))
+
+
+def base_env(plan):
+    env = dict(os.environ)
+    env.update(plan.get("env") or {})
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    env["PIP_NO_INPUT"] = "1"
+    return env
+
+
+# ---------------------------------------------------------------- probe
+
+
+def venv_versions(python, names):
+    code = ("import json, importlib.metadata as m\n"
+            "out = {}\n"
+            "for n in %r:\n"
+            "    try:\n"
+            "        out[n] = m.version(n)\n"
+            "    except m.PackageNotFoundError:\n"
+            "        out[n] = None\n"
+            "print(json.dumps(out))\n" % (names,))
+    rc, out, err = capture([python, "-c", code])
+    if rc != 0:
+        return None, (err or out).strip()[-400:]
+    return json.loads(out.strip().splitlines()[-1]), None
+
+
+def probe(req):
+    """Compare the active venv with the desired manifest; list missing wheels."""
+    venv = req["venv"]
+    result = {"install_needed": True, "reason": "", "current": None, "target": None,
+              "missing_wheels": [w["name"] for w in req.get("wheels", []) if not wheel_dir_ok(w["dir"])]}
+    manifest_path = os.path.join(venv, MANIFEST)
+    if not os.path.isdir(venv):
+        result["reason"] = "no venv at %s" % venv
+        return result
+    result["target"] = os.path.realpath(venv)
+    if not os.path.isfile(manifest_path):
+        result["reason"] = "%s has no %s (not built by this role)" % (venv, MANIFEST)
+        return result
+    with open(manifest_path, encoding="utf-8") as fh:
+        current = json.load(fh)
+    result["current"] = current.get("desired")
+    if current.get("desired") != req["desired"]:
+        changed = sorted(k for k in set(req["desired"]) | set(current.get("desired") or {})
+                         if (current.get("desired") or {}).get(k) != req["desired"].get(k))
+        result["reason"] = "manifest differs: " + ", ".join(changed)
+        return result
+    # The manifest matches: check that the venv still holds what it says.
+    python = os.path.join(venv, "bin", "python")
+    expect = current.get("installed", {}).get("versions", {})
+    if not expect:
+        result["reason"] = "manifest lists no installed versions"
+        return result
+    found, err = venv_versions(python, sorted(expect))
+    if found is None:
+        result["reason"] = "venv python does not run: %s" % err
+        return result
+    wrong = sorted(n for n in expect if found.get(n) != expect[n])
+    if wrong:
+        result["reason"] = "installed versions differ from the manifest: " + ", ".join(
+            "%s %s != %s" % (n, found.get(n), expect[n]) for n in wrong)
+        return result
+    if not os.access(os.path.join(venv, "bin", "ilab"), os.X_OK):
+        result["reason"] = "bin/ilab is missing"
+        return result
+    result["install_needed"] = False
+    result["reason"] = "installed venv matches (%s)" % result["target"]
+    return result
+
+
+# ---------------------------------------------------------------- install
+
+
+def build_wheel(log, plan, py, wheel, env):
+    """Compile one source-only package into its wheelhouse dir (atomic rename)."""
+    name, target = wheel["name"], wheel["dir"]
+    parent = os.path.dirname(target)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-%s-" % name, dir=parent)
+    try:
+        req = os.path.join(tmp, "requirement.txt")
+        with open(req, "w", encoding="utf-8") as fh:
+            fh.write(lock_entry(plan["sdists_file"], name))
+        benv = dict(env)
+        if wheel.get("native"):
+            benv.update(plan.get("build_env") or {})
+        argv = [py, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir", "--require-hashes",
+                "--no-binary", ":all:", "-r", req, "-w", tmp]
+        if not wheel.get("isolation", True):
+            argv.insert(4, "--no-build-isolation")
+        if plan.get("index_url"):
+            argv += ["--index-url", plan["index_url"]]
+        log.line("BUILD START %s==%s -> %s (CMAKE_ARGS=%r)" % (
+            name, wheel["version"], target, benv.get("CMAKE_ARGS", "")))
+        started = now()
+        seconds = run(log, argv, env=benv, what="compiling %s" % name)
+        built = [f for f in os.listdir(tmp) if f.endswith(".whl")]
+        if len(built) != 1:
+            raise Failure("compiling %s gave %d wheels" % (name, len(built)))
+        os.unlink(req)
+        with open(os.path.join(tmp, "SHA256SUMS"), "w", encoding="utf-8") as fh:
+            fh.write("%s  %s\n" % (sha256(os.path.join(tmp, built[0])), built[0]))
+        with open(os.path.join(tmp, "BUILD-INFO.json"), "w", encoding="utf-8") as fh:
+            json.dump({"package": name, "version": wheel["version"], "built_by": log.host,
+                       "started": started, "finished": now(), "seconds": round(seconds, 1),
+                       "cmake_args": benv.get("CMAKE_ARGS", "") if wheel.get("native") else ""},
+                      fh, indent=2)
+        os.chmod(tmp, 0o755)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not wheel_dir_ok(target):
+                raise
+            log.line("%s was published by another host meanwhile; using that" % target)
+        log.line("BUILD DONE %s in %.1fs" % (name, seconds))
+        return round(seconds, 1)
+    finally:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def verify(log, plan, venv):
+    """Import the stack and ask llama.cpp about GPU offload, as the service user would run it."""
+    py = os.path.join(venv, "bin", "python")
+    env = base_env(plan)
+    env["PATH"] = os.path.join(venv, "bin") + os.pathsep + env.get("PATH", "/usr/bin:/bin")
+    code = ("import json, torch, llama_cpp, instructlab\n"
+            "print(json.dumps({'torch': torch.__version__, 'torch_cuda': torch.version.cuda,\n"
+            "  'llama_cpp': llama_cpp.__version__,\n"
+            "  'gpu_offload': bool(llama_cpp.llama_supports_gpu_offload())}))\n")
+    rc, out, err = capture([py, "-c", code], env=env)
+    log.line("verify imports rc=%d %s %s" % (rc, out.strip(), err.strip()[-2000:]))
+    if rc != 0:
+        raise Failure("import torch, llama_cpp, instructlab failed: %s" % err.strip()[-600:])
+    info = json.loads(out.strip().splitlines()[-1])
+    rc, out, err = capture([os.path.join(venv, "bin", "ilab"), "--version"], env=env)
+    log.line("ilab --version rc=%d %s %s" % (rc, out.strip(), err.strip()[-2000:]))
+    if rc != 0:
+        raise Failure("ilab --version failed: %s" % (err or out).strip()[-600:])
+    info["ilab_version_output"] = out.strip()
+    want = plan["desired"]["instructlab_version"]
+    if want not in out:
+        raise Failure("ilab --version printed %r, expected version %s" % (out.strip(), want))
+    if plan.get("gpu_offload_required") and not info["gpu_offload"]:
+        raise Failure(
+            "accelerator %s: llama_cpp.llama_supports_gpu_offload() is False: the llama-cpp-python "
+            "build is CPU-only or cannot reach the GPU driver (CMAKE_ARGS %r). A GPU host with a "
+            "CPU-only llama.cpp is not a working install." % (
+                plan["desired"]["accelerator"], plan["desired"]["cmake_args"]))
+    return info
+
+
+def install(plan):
+    log = Log(plan.get("log"))
+    venv = plan["venv_dir"]
+    result = {"changed": True, "venv_dir": venv, "log": plan.get("log"), "built": {}, "from_wheelhouse": [],
+              "timings": {}}
+    env = base_env(plan)
+    t0 = time.time()
+    log.line("==== install %s (%s) into %s" % (plan["desired"]["instructlab_version"],
+                                              plan["desired"]["accelerator"], venv))
+    try:
+        if os.path.exists(venv):
+            log.line("removing leftover %s" % venv)
+            shutil.rmtree(venv)
+        os.makedirs(os.path.dirname(venv), exist_ok=True)
+        run(log, [plan["python"], "-m", "venv", venv], env=env, what="creating the venv")
+        py = os.path.join(venv, "bin", "python")
+        index = ["--index-url", plan["index_url"]] if plan.get("index_url") else []
+        # 1. everything that has a wheel: exact pins, hashes, never compiled
+        if plan["installer"] == "uv":
+            argv = [plan["uv"], "pip", "install", "--python", py, "--no-deps", "--require-hashes",
+                    "--only-binary", ":all:", "-r", plan["requirements"]] + index
+        else:
+            argv = [py, "-m", "pip", "install", "--no-deps", "--require-hashes",
+                    "--only-binary", ":all:", "-r", plan["requirements"]] + index
+        result["timings"]["locked_wheels"] = round(run(log, argv, env=env, what="installing the lock"), 1)
+        # 2. source-only packages: from the wheelhouse, compiled once when missing
+        wheels = []
+        for wheel in plan.get("wheels", []):
+            if not wheel_dir_ok(wheel["dir"]):
+                if not plan.get("build"):
+                    raise Failure("%s==%s is missing from the wheelhouse (%s) and this host is not "
+                                  "the one that builds it" % (wheel["name"], wheel["version"], wheel["dir"]))
+                result["built"][wheel["name"]] = build_wheel(log, plan, py, wheel, env)
+            else:
+                result["from_wheelhouse"].append(wheel["name"])
+                log.line("WHEELHOUSE HIT %s==%s (%s)" % (wheel["name"], wheel["version"], wheel["dir"]))
+            if not wheel_dir_ok(wheel["dir"]):
+                raise Failure("wheelhouse entry %s fails its SHA256SUMS" % wheel["dir"])
+            wheels += wheels_in(wheel["dir"])
+        if wheels:
+            if plan["installer"] == "uv":
+                argv = [plan["uv"], "pip", "install", "--python", py, "--no-deps", "--no-index"] + wheels
+            else:
+                argv = [py, "-m", "pip", "install", "--no-deps", "--no-index"] + wheels
+            run(log, argv, env=env, what="installing the wheelhouse wheels")
+        # 3. consistency and a real import
+        run(log, [py, "-m", "pip", "check"], env=env, what="pip check")
+        info = verify(log, plan, venv)
+        names = ["instructlab", "llama-cpp-python", "torch", "transformers", "numpy"]
+        versions, err = venv_versions(py, names)
+        if versions is None:
+            raise Failure("reading installed versions failed: %s" % err)
+        info["versions"] = versions
+        info["built_at"] = now()
+        info["host"] = log.host
+        info["wheels"] = {w["name"]: ("built here" if w["name"] in result["built"] else "wheelhouse")
+                          for w in plan.get("wheels", [])}
+        with open(os.path.join(venv, MANIFEST), "w", encoding="utf-8") as fh:
+            json.dump({"desired": plan["desired"], "installed": info}, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+        run(log, ["chown", "-R", "%s:%s" % (plan["owner"], plan["group"]), venv], what="chown")
+        result["installed"] = info
+        result["timings"]["total"] = round(time.time() - t0, 1)
+        log.line("==== done in %.1fs" % (time.time() - t0))
+        return result
+    except (Failure, OSError, ValueError) as exc:
+        log.line("FAILED: %s" % exc)
+        shutil.rmtree(venv, ignore_errors=True)
+        result.update({"failed": True, "msg": str(exc), "log_tail": log.tail()})
+        return result
+
+
+def main():
+    if len(sys.argv) < 2 or sys.argv[1] not in ("probe", "install"):
+        sys.stderr.write(__doc__)
+        return 2
+    if sys.argv[1] == "probe":
+        print(json.dumps(probe(json.load(sys.stdin))))
+        return 0
+    with open(sys.argv[2], encoding="utf-8") as fh:
+        plan = json.load(fh)
+    result = install(plan)
+    print(json.dumps(result))
+    return 1 if result.get("failed") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, labforge engineers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The instructlab role's tested locks, and what the role derives from them
+(accelerator, CMake flags, wheelhouse keys, input errors) for given inputs.
+
+Adding a release: run tools/compile-locks.sh, then add it to SUPPORTED and to
+KEY_PINS below.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+LOCKS = os.path.join(ROOT, "roles", "instructlab", "files", "locks")
+
+SUPPORTED = {"0.26.1/cpu", "0.26.1/cuda"}
+KEY_PINS = {
+    "0.26.1": {"instructlab": "0.26.1", "numpy": "1.26.4", "torch": "2.7.0", "transformers": "4.52.4",
+               "pyarrow": "20.0.0", "llama-cpp-python": "0.3.6", "instructlab-training": "0.10.3",
+               "instructlab-sdg": "0.8.2", "docling": "2.34.0"},
+}
+
+
+def shipped():
+    out = set()
+    for version in os.listdir(LOCKS):
+        for accel in os.listdir(os.path.join(LOCKS, version)):
+            out.add("%s/%s" % (version, accel))
+    return out
+
+
+def parse(path):
+    """{name: (version, [hashes])} of a hashed requirements file."""
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    out = {}
+    for block in re.split(r"\n(?=\S)", text):
+        block = block.strip()
+        if not block or block.startswith("#"):
+            block = "\n".join(line for line in block.splitlines() if not line.startswith("#")).strip()
+            if not block:
+                continue
+        m = re.match(r"([A-Za-z0-9_.-]+)==([^ ;\\]+)", block)
+        assert m, "not an exact pin: %r" % block[:80]
+        assert m.group(1) not in out
+        out[m.group(1)] = (m.group(2), re.findall(r"--hash=sha256:([0-9a-f]{64})", block))
+    return out
+
+
+def test_shipped_locks_are_the_supported_ones():
+    assert shipped() == SUPPORTED
+
+
+@pytest.mark.parametrize("lock", sorted(SUPPORTED))
+def test_lock_is_complete_pinned_and_hashed(lock):
+    version, accel = lock.split("/")
+    d = os.path.join(LOCKS, version, accel)
+    with open(os.path.join(d, "lock.yml"), encoding="utf-8") as fh:
+        meta = yaml.safe_load(fh)
+    wheels = parse(os.path.join(d, "requirements.txt"))
+    sdists = parse(os.path.join(d, "sdists.txt"))
+    assert meta["instructlab_version"] == version
+    assert meta["accelerator"] == accel
+    assert meta["python_version"] == "3.11"
+    assert meta["platform"] == "x86_64-manylinux_2_28"
+    assert not set(wheels) & set(sdists)
+    assert len(wheels) + len(sdists) == meta["packages"]
+    assert sorted("%s==%s" % (n, v[0]) for n, v in sdists.items()) == sorted(meta["sdists"])
+    for name, (_, hashes) in list(wheels.items()) + list(sdists.items()):
+        assert hashes, "%s has no hash" % name
+    for name, pin in KEY_PINS[version].items():
+        got = wheels.get(name, sdists.get(name, (None,)))[0]
+        assert got == pin, "%s: %s != %s" % (name, got, pin)
+    assert meta["llama_cpp_python"] == KEY_PINS[version]["llama-cpp-python"]
+    assert "llama-cpp-python" in sdists
+
+
+def test_cuda_lock_adds_the_training_extras():
+    cpu = parse(os.path.join(LOCKS, "0.26.1", "cpu", "requirements.txt"))
+    cuda = parse(os.path.join(LOCKS, "0.26.1", "cuda", "requirements.txt"))
+    cuda_sdists = parse(os.path.join(LOCKS, "0.26.1", "cuda", "sdists.txt"))
+    assert "flash-attn" in cuda_sdists
+    assert "bitsandbytes" in cuda and "bitsandbytes" not in cpu
+
+
+# ---------------------------------------------------------------- role logic
+
+PLAY = """
+- hosts: all
+  connection: local
+  gather_facts: true
+  gather_subset: [min]
+  tasks:
+    - name: Inject the GPU fact
+      ansible.builtin.set_fact:
+        gpu_info: "{{ case_gpu_info }}"
+        cacheable: true
+      when: case_gpu_info is defined
+    - block:
+        - ansible.builtin.include_role:
+            name: labforge.instructlab.instructlab
+            tasks_from: validate.yml
+        - ansible.builtin.copy:
+            dest: "{{ out_dir }}/{{ inventory_hostname }}.json"
+            content: "{{ {'accelerator': __instructlab_accelerator, 'cmake': __instructlab_cmake_args,
+                          'desired': __instructlab_desired, 'wheels': __instructlab_wheels} | to_json }}"
+            mode: "0644"
+      rescue:
+        - ansible.builtin.copy:
+            dest: "{{ out_dir }}/{{ inventory_hostname }}.json"
+            content: "{{ {'failed': ansible_failed_result.msg} | to_json }}"
+            mode: "0644"
+"""
+
+PY311 = sys.executable if sys.version_info[:2] == (3, 11) else "/usr/bin/python3.11"
+
+CASES = {
+    "cpu": {"instructlab_accelerator": "cpu"},
+    "cuda": {"instructlab_accelerator": "cuda"},
+    "cpu_extra": {"instructlab_accelerator": "cpu", "instructlab_llama_cmake_extra_args": ["-DGGML_AVX512=off"]},
+    "cpu_native": {"instructlab_accelerator": "cpu", "instructlab_llama_native": True},
+    "auto_gpu": {"instructlab_accelerator": "auto", "case_gpu_info": {"gpu_count": 2, "status": "ok"}},
+    "auto_nogpu": {"instructlab_accelerator": "auto", "case_gpu_info": {"gpu_count": 0, "status": "no_gpu"}},
+    "rocm": {"instructlab_accelerator": "rocm"},
+    "old_release": {"instructlab_accelerator": "cpu", "instructlab_version": "0.25.0"},
+    "py310": {"instructlab_accelerator": "cpu", "instructlab_python": "FAKE310"},
+    "no_python": {"instructlab_accelerator": "cpu", "instructlab_python": ""},
+}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    if not os.path.exists(PY311):
+        pytest.skip("no Python 3.11 on this machine")
+    tmp = tmp_path_factory.mktemp("il")
+    fake = tmp / "python3.10"
+    fake.write_text("#!/bin/sh\necho '{\"version\": \"3.10.12\", \"series\": \"3.10\", \"soabi\": \"x\"}'\n")
+    fake.chmod(0o755)
+    inventory = {"all": {"hosts": {}}}
+    for name, hostvars in CASES.items():
+        hv = {"instructlab_python": PY311, "out_dir": str(tmp), "ansible_python_interpreter": sys.executable}
+        hv.update(hostvars)
+        if hv["instructlab_python"] == "FAKE310":
+            hv["instructlab_python"] = str(fake)
+        inventory["all"]["hosts"][name] = hv
+    (tmp / "inv.yml").write_text(yaml.safe_dump(inventory))
+    (tmp / "play.yml").write_text(PLAY)
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0",
+               ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
+                           "-i", str(tmp / "inv.yml"), str(tmp / "play.yml")],
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                          check=False)
+    out = {}
+    for name in CASES:
+        path = tmp / (name + ".json")
+        assert path.exists(), proc.stdout[-3000:]
+        out[name] = json.loads(path.read_text())
+    return out
+
+
+def wheel(res, name):
+    return [w for w in res["wheels"] if w["name"] == name][0]
+
+
+def test_cpu_flags_and_wheels(results):
+    res = results["cpu"]
+    assert res["accelerator"] == "cpu"
+    assert res["cmake"] == "-DGGML_NATIVE=off"
+    assert res["desired"]["lock"] == "0.26.1/cpu"
+    assert len(res["desired"]["lock_sha256"]) == 64
+    assert sorted(w["name"] for w in res["wheels"]) == [
+        "llama-cpp-python", "pylatexenc", "rouge-score", "sqlitedict", "word2number"]
+    assert wheel(res, "llama-cpp-python")["native"] is True
+    assert wheel(res, "rouge-score")["native"] is False
+    assert re.match(r"^[a-z]+\d+-x86_64-cpython-311", wheel(res, "llama-cpp-python")["rel"])
+
+
+def test_cuda_flags(results):
+    res = results["cuda"]
+    assert res["cmake"] == "-DGGML_CUDA=on -DGGML_NATIVE=off"
+    assert wheel(res, "flash-attn")["isolation"] is False
+    assert wheel(res, "llama-cpp-python")["dir"] != wheel(results["cpu"], "llama-cpp-python")["dir"]
+
+
+def test_flag_change_rekeys_only_the_native_build(results):
+    cpu, extra = results["cpu"], results["cpu_extra"]
+    assert extra["cmake"] == "-DGGML_NATIVE=off -DGGML_AVX512=off"
+    assert wheel(extra, "llama-cpp-python")["dir"] != wheel(cpu, "llama-cpp-python")["dir"]
+    for name in ("pylatexenc", "rouge-score", "sqlitedict", "word2number"):
+        assert wheel(extra, name)["dir"] == wheel(cpu, name)["dir"]
+    assert extra["desired"]["cmake_args"] != cpu["desired"]["cmake_args"]
+    assert results["cpu_native"]["cmake"] == "-DGGML_NATIVE=on"
+
+
+def test_auto_follows_the_gpus(results):
+    assert results["auto_gpu"]["accelerator"] == "cuda"
+    assert results["auto_nogpu"]["accelerator"] == "cpu"
+
+
+@pytest.mark.parametrize("case, text", [
+    ("rocm", "Unsupported combination: InstructLab 0.26.1 with accelerator 'rocm'"),
+    ("old_release", "Unsupported combination: InstructLab 0.25.0 with accelerator 'cpu'"),
+    ("py310", "is not a usable Python 3.11"),
+    ("no_python", "No Python interpreter"),
+])
+def test_bad_input_fails_clearly(results, case, text):
+    assert "failed" in results[case]
+    assert text in results[case]["failed"]
+    if case in ("rocm", "old_release"):
+        assert "0.26.1/cpu, 0.26.1/cuda" in results[case]["failed"]
+    if case == "py310":
+        assert "3.10.12" in results[case]["failed"]

@@ -1,0 +1,161 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, labforge engineers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""roles/instructlab/files/instructlab_venv.py: probe (idempotence from real
+state), wheelhouse checks, lock parsing and the failure path of install
+(a failed build leaves the active venv alone and removes the new dir)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+SCRIPT = os.path.join(ROOT, "roles", "instructlab", "files", "instructlab_venv.py")
+
+spec = importlib.util.spec_from_file_location("instructlab_venv", SCRIPT)
+iv = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(iv)
+
+DESIRED = {"instructlab_version": "0.26.1", "accelerator": "cpu", "lock_sha256": "a" * 64,
+           "cmake_args": "-DGGML_NATIVE=off", "python": "/usr/bin/python3.11"}
+
+
+def fake_venv(tmp_path, desired=DESIRED, versions=None, ilab=True):
+    """A directory shaped like an installed venv whose python is this interpreter."""
+    venv = tmp_path / "venvs" / "v1"
+    (venv / "bin").mkdir(parents=True)
+    os.symlink(sys.executable, str(venv / "bin" / "python"))
+    if ilab:
+        (venv / "bin" / "ilab").write_text("#!/bin/sh\n")
+        (venv / "bin" / "ilab").chmod(0o755)
+    if versions is None:
+        # what that python really has (pip comes with every CPython install)
+        versions, err = iv.venv_versions(str(venv / "bin" / "python"), ["pip"])
+        assert versions and versions["pip"], err
+    (venv / iv.MANIFEST).write_text(json.dumps({"desired": desired, "installed": {"versions": versions}}))
+    link = tmp_path / "venv"
+    os.symlink(str(venv), str(link))
+    return str(link)
+
+
+def test_probe_without_venv(tmp_path):
+    res = iv.probe({"venv": str(tmp_path / "venv"), "desired": DESIRED, "wheels": []})
+    assert res["install_needed"] is True
+    assert res["reason"].startswith("no venv at")
+
+
+def test_probe_matching_venv_is_left_alone(tmp_path):
+    res = iv.probe({"venv": fake_venv(tmp_path), "desired": DESIRED, "wheels": []})
+    assert res["install_needed"] is False, res["reason"]
+    assert res["target"].endswith("/venvs/v1")
+
+
+@pytest.mark.parametrize("key, value", [("accelerator", "cuda"), ("cmake_args", "-DGGML_NATIVE=on"),
+                                        ("lock_sha256", "b" * 64)])
+def test_probe_reports_which_input_changed(tmp_path, key, value):
+    desired = dict(DESIRED, **{key: value})
+    res = iv.probe({"venv": fake_venv(tmp_path), "desired": desired, "wheels": []})
+    assert res["install_needed"] is True
+    assert res["reason"] == "manifest differs: " + key
+    assert res["current"] == DESIRED
+
+
+def test_probe_checks_the_real_packages_not_only_the_manifest(tmp_path):
+    venv = fake_venv(tmp_path, versions={"pip": "0.0.1"})
+    res = iv.probe({"venv": venv, "desired": DESIRED, "wheels": []})
+    assert res["install_needed"] is True
+    assert "installed versions differ from the manifest: pip" in res["reason"]
+
+
+def test_probe_missing_ilab(tmp_path):
+    res = iv.probe({"venv": fake_venv(tmp_path, ilab=False), "desired": DESIRED, "wheels": []})
+    assert res["install_needed"] is True
+    assert res["reason"] == "bin/ilab is missing"
+
+
+def test_probe_foreign_venv(tmp_path):
+    (tmp_path / "venv").mkdir()
+    res = iv.probe({"venv": str(tmp_path / "venv"), "desired": DESIRED, "wheels": []})
+    assert res["install_needed"] is True
+    assert "not built by this role" in res["reason"]
+
+
+def wheel_entry(tmp_path, name="llama_cpp_python-0.3.6-cp311-cp311-linux_x86_64.whl", corrupt=False):
+    d = tmp_path / "wh" / "debian12-x86_64-cp311" / "llama-cpp-python-0.3.6-0123456789ab"
+    d.mkdir(parents=True)
+    (d / name).write_bytes(b"wheel bytes")
+    digest = hashlib.sha256(b"other" if corrupt else b"wheel bytes").hexdigest()
+    (d / "SHA256SUMS").write_text("%s  %s\n" % (digest, name))
+    return str(d)
+
+
+def test_wheel_dir_ok(tmp_path):
+    d = wheel_entry(tmp_path)
+    assert iv.wheel_dir_ok(d)
+    assert iv.wheels_in(d) == [os.path.join(d, "llama_cpp_python-0.3.6-cp311-cp311-linux_x86_64.whl")]
+
+
+def test_wheel_dir_corrupt_or_incomplete(tmp_path):
+    assert not iv.wheel_dir_ok(wheel_entry(tmp_path, corrupt=True))
+    assert not iv.wheel_dir_ok(str(tmp_path / "missing"))
+
+
+def test_probe_lists_missing_wheels(tmp_path):
+    ok = wheel_entry(tmp_path)
+    wheels = [{"name": "llama-cpp-python", "dir": ok}, {"name": "rouge-score", "dir": str(tmp_path / "nope")}]
+    res = iv.probe({"venv": fake_venv(tmp_path), "desired": DESIRED, "wheels": wheels})
+    assert res["missing_wheels"] == ["rouge-score"]
+
+
+def test_lock_entry_takes_one_block_with_its_hashes():
+    path = os.path.join(ROOT, "roles", "instructlab", "files", "locks", "0.26.1", "cpu", "sdists.txt")
+    block = iv.lock_entry(path, "llama-cpp-python")
+    assert block.startswith("llama-cpp-python==0.3.6 \\\n")
+    assert block.count("--hash=sha256:") == 1
+    assert "pylatexenc" not in block
+    with pytest.raises(iv.Failure):
+        iv.lock_entry(path, "torch")
+
+
+def test_install_failure_keeps_active_venv_and_removes_new_dir(tmp_path):
+    active = fake_venv(tmp_path)
+    before = sorted(os.listdir(active))
+    new = tmp_path / "venvs" / "v2"
+    plan = {"venv_dir": str(new), "python": str(tmp_path / "no-such-python3.11"), "installer": "uv",
+            "uv": "/bin/false", "requirements": "/dev/null", "sdists_file": "/dev/null", "wheels": [],
+            "build": False, "desired": DESIRED, "owner": "root", "group": "root",
+            "log": str(tmp_path / "log" / "install.log")}
+    res = iv.install(plan)
+    assert res["failed"] is True
+    assert "creating the venv failed" in res["msg"] or "No such file" in res["msg"]
+    assert not new.exists()
+    assert sorted(os.listdir(active)) == before
+    assert "FAILED" in res["log_tail"]
+
+
+def test_install_refuses_to_build_on_a_non_builder(tmp_path):
+    """A host that is not the fleet's builder fails clearly when the wheelhouse lacks a wheel."""
+    plan_path = tmp_path / "plan.json"
+    new = tmp_path / "venvs" / "v3"
+    # a "uv" that installs nothing but succeeds, so the run reaches the wheelhouse step
+    plan = {"venv_dir": str(new), "python": sys.executable, "installer": "uv", "uv": "/bin/true",
+            "requirements": "/dev/null", "sdists_file": "/dev/null",
+            "wheels": [{"name": "llama-cpp-python", "version": "0.3.6", "dir": str(tmp_path / "wh" / "x")}],
+            "build": False, "desired": DESIRED, "owner": "root", "group": "root",
+            "log": str(tmp_path / "install.log")}
+    plan_path.write_text(json.dumps(plan))
+    proc = subprocess.run([sys.executable, SCRIPT, "install", str(plan_path)], stdout=subprocess.PIPE,
+                          universal_newlines=True, check=False)
+    assert proc.returncode == 1
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "llama-cpp-python==0.3.6 is missing from the wheelhouse" in res["msg"]
+    assert not new.exists()
