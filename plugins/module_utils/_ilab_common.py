@@ -14,12 +14,6 @@ import os
 import shutil
 import tempfile
 
-try:
-    import yaml
-    HAS_YAML = True
-except ImportError:  # pragma: no cover
-    HAS_YAML = False
-
 _MISSING = object()
 
 
@@ -175,12 +169,6 @@ def flatten(data, prefix=''):
         else:
             out[key] = v
     return out
-
-
-def yaml_text(data):
-    if not HAS_YAML:
-        return json.dumps(data, indent=2, sort_keys=True) + '\n'
-    return yaml.safe_dump(data, default_flow_style=False, sort_keys=True)
 
 
 # --------------------------------------------------------- state records

@@ -59,6 +59,8 @@ API summary (stable; only additions from now on)::
     runner.python(script, args=[...])    # run the venv's python as the user (IlabResult)
     runner.ilab_version()                # '0.26.1' or None
     runner.read_config()                 # dict ({} when the file is missing)
+    runner.yaml_load(text), runner.yaml_dump(data, block=False)
+                                         # PyYAML of the host, else of the venv's python
     runner.default_config_path, runner.home, runner.ilab, runner.venv_python
     runner.env(extra=None)               # the environment every command gets
     runner.mask(text)                    # mask every registered secret
@@ -616,8 +618,69 @@ class IlabRunner(object):
         path = path or self.config_path
         if not os.path.exists(path):
             return {}
-        if not HAS_YAML:
-            raise IlabRunnerError('PyYAML is required to read %s' % path)
-        with open(path) as f:
-            data = yaml.safe_load(f)
-        return data or {}
+        with open(path, 'rb') as f:
+            text = f.read().decode('utf-8')
+        return self.yaml_load(text) or {}
+
+    # ---------------------------------------------------------------- YAML
+    # The managed host's python may lack PyYAML (Debian's minimal python3);
+    # the InstructLab venv always has it: use it as a YAML helper then.
+    def _yaml_helper(self, request):
+        if not os.path.exists(self.venv_python):
+            raise IlabRunnerError('PyYAML is missing on the host python and there is no venv python at %s'
+                                  % self.venv_python)
+        res = self.run('yaml', [self.venv_python, '-c', YAML_HELPER], data=json.dumps(request),
+                       changes_state=False, log=False)
+        if res.rc != 0:
+            raise IlabRunnerError('YAML helper failed (rc=%s): %s' % (res.rc, _tail(res.stderr or res.stdout, 5)))
+        reply = json.loads(res.stdout)
+        if 'error' in reply:
+            raise ValueError(reply['error'])
+        return reply['result']
+
+    def yaml_load(self, text):
+        """``yaml.safe_load``; raises ValueError (with the parser's message) on invalid YAML."""
+        if HAS_YAML:
+            try:
+                return yaml.safe_load(text)
+            except yaml.YAMLError as e:
+                raise ValueError(str(e))
+        return self._yaml_helper(dict(op='load', text=text))
+
+    def yaml_dump(self, data, block=False):
+        """YAML text of ``data`` (keys in the given order; ``block``: multi-line strings as ``|``)."""
+        if HAS_YAML:
+            return _yaml_dump(data, block)
+        return self._yaml_helper(dict(op='dump', data=data, block=block))
+
+
+def _yaml_dump(data, block):
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    if block:
+        def str_rep(dumper, value):
+            return dumper.represent_scalar('tag:yaml.org,2002:str', value, style='|' if '\n' in value else None)
+        Dumper.add_representer(str, str_rep)
+    return yaml.dump(data, Dumper=Dumper, sort_keys=False, allow_unicode=True,
+                     default_flow_style=False, width=4096)
+
+
+YAML_HELPER = r'''
+import json, sys, yaml
+req = json.load(sys.stdin)
+if req["op"] == "load":
+    try:
+        out = {"result": yaml.safe_load(req["text"])}
+    except yaml.YAMLError as e:
+        out = {"error": str(e)}
+else:
+    class Dumper(yaml.SafeDumper):
+        pass
+    if req.get("block"):
+        Dumper.add_representer(str, lambda d, v: d.represent_scalar(
+            "tag:yaml.org,2002:str", v, style="|" if "\n" in v else None))
+    out = {"result": yaml.dump(req["data"], Dumper=Dumper, sort_keys=False, allow_unicode=True,
+                               default_flow_style=False, width=4096)}
+print(json.dumps(out, default=str))
+'''

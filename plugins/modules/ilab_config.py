@@ -214,7 +214,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_runner import (
     IlabRunner, ilab_argument_spec)
 from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_common import (
-    dotted_get, dotted_has, dotted_set, flatten, yaml_text, remove_path)
+    dotted_get, dotted_has, dotted_set, flatten, remove_path)
 
 try:
     from ansible_collections.labforge.instructlab.plugins.module_utils import _gpu
@@ -396,6 +396,16 @@ def write_config(module, runner, changes, validate):
             os.unlink(tmp)
 
 
+def yaml_text(runner, data):
+    return runner.yaml_dump(_sorted(data))
+
+
+def _sorted(data):
+    if isinstance(data, dict):
+        return dict((k, _sorted(data[k])) for k in sorted(data, key=str))
+    return data
+
+
 def main():
     argument_spec = ilab_argument_spec()
     argument_spec.update(
@@ -481,8 +491,8 @@ def main():
     result['config'] = after
     result['values'] = dict((k, dotted_get(after, k)) for k in sorted(desired))
     if module._diff:
-        result['diff'] = dict(before=yaml_text(current) if exists else '',
-                              after=yaml_text(after),
+        result['diff'] = dict(before=yaml_text(runner, current) if exists else '',
+                              after=yaml_text(runner, after),
                               before_header=runner.config_path + (' (before)' if exists else ' (absent)'),
                               after_header=runner.config_path + ' (after)')
     module.exit_json(**result)

@@ -646,7 +646,10 @@ def main():
         result['path'] = target
         record = read_state(runner.home, target)
         dl = Downloader(module, runner)
-        before = dict(path=target, digest=(record or {}).get('digest') if os.path.exists(target) else None)
+        if os.path.lexists(target):
+            before = dict(path=target, state='present', digest=(record or {}).get('digest'))
+        else:
+            before = dict(path=target, state='absent')
         fetched, reason, have, spec = getattr(dl, p['source'])(target, record, module.check_mode)
     except Fail as e:
         if e.result is not None:
@@ -670,8 +673,7 @@ def main():
         result['digest'] = fetched['digest']
         result['manifest_digest'] = fetched['digest']
     if module._diff:
-        result['diff'] = dict(before=before if os.path.exists(target) or not fetched else dict(path=target, state='absent'),
-                              after=dict(path=target, digest=result.get('digest')))
+        result['diff'] = dict(before=before, after=dict(path=target, state='present', digest=result.get('digest')))
     module.exit_json(**result)
 
 

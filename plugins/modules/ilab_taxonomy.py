@@ -140,26 +140,7 @@ from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_runner 
 from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_common import (
     atomic_write)
 
-try:
-    import yaml
-    HAS_YAML = True
-except ImportError:  # pragma: no cover
-    HAS_YAML = False
-
 KINDS = {'knowledge': 'knowledge', 'compositional_skills': 'skill'}
-
-
-class _BlockDumper(yaml.SafeDumper if HAS_YAML else object):
-    pass
-
-
-def _str_rep(dumper, value):
-    style = '|' if '\n' in value else None
-    return dumper.represent_scalar('tag:yaml.org,2002:str', value, style=style)
-
-
-if HAS_YAML:
-    _BlockDumper.add_representer(str, _str_rep)
 
 
 def _strip_strings(data):
@@ -193,8 +174,8 @@ def _words(text):
     return len(str(text).split()) if text is not None else 0
 
 
-def check_file(rel, text, max_words, min_examples):
-    """Own checks. Returns (errors, info)."""
+def check_file(rel, text, max_words, min_examples, load):
+    """Own checks (``load``: YAML text -> data, ValueError when invalid). Returns (errors, info)."""
     errors = []
     info = dict(path=rel, kind=None, words=0, examples=0)
     top = rel.split('/')[0]
@@ -205,8 +186,8 @@ def check_file(rel, text, max_words, min_examples):
             errors.append('line %d contains a tab character (YAML indentation must use spaces)' % n)
             break
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
+        data = load(text)
+    except ValueError as e:
         errors.append('invalid YAML: %s' % str(e).replace('\n', ' '))
         return errors, info
     if not isinstance(data, dict):
@@ -289,14 +270,13 @@ def check_file(rel, text, max_words, min_examples):
     return errors, info
 
 
-def load_entry(entry):
+def load_entry(entry, dump):
     """Raw text of one entry (str) or raise ValueError."""
     given = [k for k in ('content', 'data', 'src') if entry.get(k) is not None]
     if len(given) != 1:
         raise ValueError('give exactly one of content, data, src (got %s)' % (', '.join(given) or 'none'))
     if entry.get('data') is not None:
-        return yaml.dump(_strip_strings(entry['data']), Dumper=_BlockDumper, sort_keys=False,
-                         allow_unicode=True, default_flow_style=False, width=4096)
+        return dump(_strip_strings(entry['data']))
     if entry.get('src') is not None:
         with open(entry['src'], 'rb') as f:
             raw = f.read()
@@ -324,8 +304,6 @@ def main():
         ilab_check=dict(type='bool', default=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_YAML:
-        module.fail_json(msg='PyYAML is required')
     p = module.params
     runner = IlabRunner.from_module(module)
     runner.check_user()
@@ -351,12 +329,12 @@ def main():
             continue
         seen.add(rel)
         try:
-            text = load_entry(entry)
+            text = load_entry(entry, lambda d: runner.yaml_dump(d, block=True))
         except (ValueError, IOError, OSError) as e:
             problems.append('%s: %s' % (label, e))
             continue
         text = normalize(text)
-        errors, info = check_file(rel, text, p['max_words'], p['min_examples'])
+        errors, info = check_file(rel, text, p['max_words'], p['min_examples'], runner.yaml_load)
         for e in errors:
             problems.append('%s: %s' % (rel, e))
         target = os.path.join(taxonomy, rel)

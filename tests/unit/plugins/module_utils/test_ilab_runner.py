@@ -220,3 +220,21 @@ def test_mask_longest_first(runner):
     runner.add_secret('abc')
     runner.add_secret('abcdef')
     assert runner.mask('x abcdef y abc') == 'x ******** y ********'
+
+
+@pytest.mark.parametrize('host_has_yaml', [True, False])
+def test_yaml_with_and_without_host_pyyaml(tmp_path, monkeypatch, host_has_yaml):
+    """Without PyYAML on the host python (Debian minimal), the venv's python does YAML."""
+    import sys
+    venv = tmp_path / 'venv'
+    (venv / 'bin').mkdir(parents=True)
+    os.symlink(sys.executable, str(venv / 'bin' / 'python'))
+    monkeypatch.setattr(R, 'HAS_YAML', host_has_yaml)
+    r = R.IlabRunner(FakeModule(), user=ME, venv=str(venv))
+    assert r.yaml_load('a:\n  b: [1, 2]\n') == {'a': {'b': [1, 2]}}
+    with pytest.raises(ValueError, match='expected'):
+        r.yaml_load('a: [1\n')
+    assert r.yaml_dump({'z': 1, 'a': 'x\ny\n'}, block=True) == 'z: 1\na: |\n  x\n  y\n'
+    cfg = tmp_path / 'c.yaml'
+    cfg.write_text('serve:\n  server:\n    port: 8000\n')
+    assert r.read_config(str(cfg)) == {'serve': {'server': {'port': 8000}}}

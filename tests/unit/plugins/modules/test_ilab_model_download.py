@@ -135,7 +135,8 @@ def test_oci_exact_commands_with_registry_port(env, monkeypatch):
     assert open(os.path.join(target, 'model.gguf'), 'rb').read() == b'weights one'
     assert r['files']['model.gguf'] == {'size': 11, 'sha256': sha(b'weights one')}
     assert os.listdir(env['models']) == ['granite']          # the workspace is gone
-    assert r['diff']['after'] == {'path': target, 'digest': d1}
+    assert r['diff'] == {'before': {'path': target, 'state': 'absent'},
+                         'after': {'path': target, 'state': 'present', 'digest': d1}}
 
 
 def test_oci_idempotent_and_check_mode(env, monkeypatch):
