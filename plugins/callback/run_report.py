@@ -13,7 +13,7 @@ type: aggregate
 short_description: Writes one Markdown and one JSON report per playbook run
 version_added: "0.1.0"
 author:
-  - labforge engineers
+  - labforge engineers (@labforge)
 description:
   - Records, per host, every task result of the run (task, role, action, status, start, end and duration)
     and what the collection's roles and modules tell about the host, then writes at the end of the run
@@ -667,8 +667,8 @@ def _gpu_text(g):
         text = ', '.join('%dx %s' % (n, name) for name, n in names.items())
     else:
         text = 'no GPU'
-    details = ', '.join('%s %s' % (label, g[k]) for k, label in (('status', 'status'), ('driver_version', 'driver'),
-                                                                   ('cuda_version', 'CUDA')) if g.get(k))
+    labels = (('status', 'status'), ('driver_version', 'driver'), ('cuda_version', 'CUDA'))
+    details = ', '.join('%s %s' % (label, g[k]) for k, label in labels if g.get(k))
     if details:
         text += ' (%s)' % details
     if not gpus and g.get('reason'):
@@ -696,8 +696,8 @@ def _profile_text(g):
 def render_markdown(report):
     run = report['run']
     lines = ['# InstructLab run report `%s`' % run['id'], '']
-    lines.append('- Result: **%s**%s' % (run['status'].upper(), ' (check mode: nothing was changed)'
-                                          if run['check_mode'] else ''))
+    mode = ' (check mode: nothing was changed)' if run['check_mode'] else ''
+    lines.append('- Result: **%s**%s' % (run['status'].upper(), mode))
     lines.append('- Playbooks: %s' % (', '.join('`%s`' % p for p in run['playbooks']) or '-'))
     if run.get('inventory'):
         lines.append('- Inventory: %s' % ', '.join('`%s`' % i for i in run['inventory']))
@@ -705,8 +705,8 @@ def render_markdown(report):
         lines.append('- Limit: `%s`' % run['limit'])
     if run.get('tags'):
         lines.append('- Tags: %s' % ', '.join(run['tags']))
-    lines.append('- Started %s, finished %s (%s)' % (run['started'], run['finished'],
-                                                      _fmt_duration(run['duration_s'])))
+    lines.append('- Started %s, finished %s (%s)' % (
+        run['started'], run['finished'], _fmt_duration(run['duration_s'])))
     lines.append('- Controller `%s`, ansible-core %s' % (run['controller'], run['ansible_core']))
     t = report['totals']
     lines.append('- Hosts: %d (%d ok, %d failed, %d unreachable)' % (t['hosts'], t['ok'], t['failed'],
@@ -734,8 +734,8 @@ def render_markdown(report):
         if failed:
             lines += ['', '### Failed', '']
             for s in failed:
-                lines.append('- step %d, %s `%s` (%s): %s' % (s['index'], s['status'], _cell(s['task']),
-                                                               s['action'], _cell(s.get('msg', 'no message'))))
+                lines.append('- step %d, %s `%s` (%s): %s' % (
+                    s['index'], s['status'], _cell(s['task']), s['action'], _cell(s.get('msg', 'no message'))))
         if h['artifacts']:
             lines += ['', '### Artifacts', '']
             for a in h['artifacts']:

@@ -148,7 +148,7 @@ def _run(workdir, *extra):
     proc = subprocess.run(
         [_ansible_playbook(), '-i', str(workdir / 'inventory'), str(workdir / 'playbook.yml')] + list(extra),
         cwd=str(workdir), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
-        timeout=600)
+        timeout=600, check=False)
     return proc
 
 
