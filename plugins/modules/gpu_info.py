@@ -25,7 +25,7 @@ description:
   - Returns everything both as top-level keys and as the fact C(gpu_info) (C(ansible_facts.gpu_info)).
   - Never changes anything.
 author:
-  - labforge engineers
+  - labforge engineers (@labforge)
 options:
   ilab_version:
     description:
