@@ -42,7 +42,8 @@ description:
   - "What is never recorded: results of tasks with C(no_log) (only the step, its status and its time are
     kept), module arguments (C(invocation)), C(stdout)/C(stderr), extra vars, and any key, at any depth,
     whose name looks like a credential (C(password), C(passwd), C(secret), C(token), C(api_key),
-    C(private_key), C(credential), C(authorization), C(auth), C(cookie))."
+    C(private_key), C(credential), C(authorization), C(auth), C(cookie)). In the strings kept,
+    C(user:password@) in URLs and Hugging Face tokens (C(hf_...)) are replaced by C(***)."
   - Works in check mode (the report says so) and when hosts fail or are unreachable (the host is listed
     with its failed step and the message of the failure).
   - Long strings and lists are shortened so that a report stays readable.
@@ -144,6 +145,11 @@ OS_FACTS = ('distribution', 'distribution_version', 'distribution_release', 'os_
             'architecture')
 SECRET_KEY = re.compile(r'(^|[_-])(pass|password|passwd|passphrase|secret|token|api[_-]?key|private[_-]?key|'
                         r'credentials?|authorization|auth|cookie)s?($|[_-])', re.I)
+# Credentials inside strings: user:password@ in URLs, Hugging Face tokens.
+SECRET_TEXT = (
+    (re.compile(r'(\b[a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@', re.I), r'\1***@'),
+    (re.compile(r'\bhf_[A-Za-z0-9]{20,}\b'), 'hf_***'),
+)
 DROPPED_KEYS = frozenset(('invocation', 'stdout', 'stderr', 'stdout_lines', 'stderr_lines', 'module_stdout',
                           'module_stderr', 'exception', 'diff', 'cmd', 'command', 'commands', 'argv'))
 STATUSES = ('ok', 'changed', 'failed', 'skipped', 'unreachable')
@@ -180,6 +186,8 @@ def sanitize(value, depth=0):
     if value is None or isinstance(value, (bool, int, float)):
         return value
     text = to_text(value, errors='surrogate_or_replace')
+    for pattern, replacement in SECRET_TEXT:
+        text = pattern.sub(replacement, text)
     if len(text) > MAX_STR:
         text = text[:MAX_STR] + '... (%d characters cut)' % (len(text) - MAX_STR)
     return text
@@ -459,6 +467,8 @@ class CallbackModule(CallbackBase):
             step['ignored'] = True
         elif status == 'failed' and in_rescued_block(task):
             step['rescued'] = True
+        if type(task).__name__ == 'Handler':
+            step['handler'] = True
         if getattr(task, 'implicit', False) or action in ('gather_facts', 'ansible.builtin.gather_facts'):
             step['implicit'] = True
         delegated = data.get('_ansible_delegated_vars')

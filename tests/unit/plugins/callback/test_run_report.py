@@ -31,7 +31,7 @@ from ansible.executor.stats import AggregateStats
 
 from ansible_collections.labforge.instructlab.plugins.callback import run_report
 
-SECRET = 'hf_sEcReT0token0value0do0not0leak'
+SECRET = 'sEcReT-0token-value-do-not-leak'
 ARG_MARKER = 'module-argument-marker-4711'
 
 PLAYBOOK = textwrap.dedent('''\
@@ -70,6 +70,7 @@ PLAYBOOK = textwrap.dedent('''\
             token: "{{ hf_token }}"
             marker: %(marker)s
           register: probe
+          notify: Restart the served model
 
         - name: A step that fails but is ignored
           ansible.builtin.command: /bin/false
@@ -104,6 +105,11 @@ PLAYBOOK = textwrap.dedent('''\
         - name: After the failure
           ansible.builtin.debug:
             msg: still here
+
+      handlers:
+        - name: Restart the served model
+          ansible.builtin.debug:
+            msg: restarted
 ''') % {'secret': SECRET, 'marker': ARG_MARKER}
 
 PROBE_MODULE = textwrap.dedent('''\
@@ -270,6 +276,9 @@ def test_steps_have_status_and_time(applied):
     assert _step(good, 'Fail on the failing host only')['status'] == 'skipped'
     assert _step(good, 'Print the secret without logging it')['no_log'] is True
     assert good['stats']['rescued'] == 1 and good['stats']['ignored'] == 1
+    handler = good['steps'][-1]
+    assert (handler['task'], handler['handler'], handler['status']) == ('Restart the served model', True, 'ok')
+    assert not any(s.get('handler') for s in good['steps'][:-1])
 
 
 def test_host_facts(applied):
@@ -352,6 +361,14 @@ def test_sanitize_drops_credentials_and_internal_keys():
     assert out['nested'] == [{'ok': 1}]
     assert out['long'].endswith('... (10 characters cut)')
     assert out['many'][-1] == '... 5 more items' and len(out['many']) == run_report.MAX_ITEMS + 1
+
+
+def test_sanitize_redacts_credentials_in_text():
+    out = run_report.sanitize({
+        'msg': 'pull from https://bob:s3cr3t@registry.example.com/v2/m failed with token hf_abcdefghijklmnopqrstuvwxyz0123456789',
+        'endpoint': 'http://127.0.0.1:8000/v1'})
+    assert out['msg'] == 'pull from https://***@registry.example.com/v2/m failed with token hf_***'
+    assert out['endpoint'] == 'http://127.0.0.1:8000/v1'
 
 
 def test_extract_artifacts_model_download():
