@@ -1,0 +1,467 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, labforge engineers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: ilab_model_serve
+short_description: Serve a model with C(ilab model serve) as a hardened systemd service
+version_added: 0.1.0
+description:
+  - Runs C(ilab model serve) as the systemd unit C(labforge-ilab-serve-NAME.service), one unit per
+    model and port, as the InstructLab service user, with C(Restart=on-failure) and systemd
+    sandboxing (C(NoNewPrivileges), C(ProtectSystem=strict), C(PrivateTmp), C(ProtectHome=read-only)
+    with the user's home writable, kernel and cgroup protection, ...).
+  - Each service gets its own configuration file (a copy of the user's configuration with the
+    C(serve) settings of this service), so several models can be served on one host; C(ilab) reads
+    the host and port from it (and from C(--host)/C(--port)). Its own C(XDG_CONFIG_HOME) keeps
+    ilab's config rewrites (C(serve.server.current_max_ctx_size)) away from the user's file.
+  - Idempotent - the rendered unit and configuration are compared with the installed ones; the
+    service is restarted only when one of them changed, started when it is not running, and the
+    module waits until C(/v1/models) answers.
+  - A unit that is running but whose endpoint does not answer within O(wait_timeout) is reported
+    as unhealthy (the module fails), or restarted with O(restart_unhealthy=true).
+author:
+  - labforge engineers
+extends_documentation_fragment:
+  - labforge.instructlab.ilab
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+    details: Shows the unit file and the service's configuration file.
+  idempotent:
+    support: full
+options:
+  name:
+    description:
+      - Name of the service (unit C(labforge-ilab-serve-NAME.service)).
+      - Defaults to the model file name without extension and the port, e.g. C(granite-7b-lab-Q4_K_M-8000).
+    type: str
+  model_path:
+    description: The model to serve (a GGUF file for llama-cpp, a model directory for vLLM). Required for O(state=started).
+    type: path
+  state:
+    description:
+      - V(started) installs, enables and runs the service and waits for its endpoint.
+      - V(stopped) stops and disables it (the unit stays installed).
+      - V(absent) stops it and removes the unit and its configuration.
+    type: str
+    choices: [started, stopped, absent]
+    default: started
+  host:
+    description: Address to bind (C(serve.server.host)). Anything but loopback exposes the model to the network.
+    type: str
+    default: 127.0.0.1
+  port:
+    description: Port (C(serve.server.port)).
+    type: int
+    default: 8000
+  backend:
+    description: Serving backend (C(serve.backend)). V(vllm) needs vLLM installed in the venv.
+    type: str
+    choices: [llama-cpp, vllm]
+    default: llama-cpp
+  gpu_layers:
+    description: Layers offloaded to the GPU by llama-cpp (C(serve.llama_cpp.gpu_layers)); V(-1) all, V(0) none.
+    type: int
+  max_ctx_size:
+    description: Maximum context size of llama-cpp (C(serve.llama_cpp.max_ctx_size)).
+    type: int
+  gpus:
+    description: GPUs for vLLM (C(serve.vllm.gpus)).
+    type: int
+  vllm_args:
+    description: Extra vLLM arguments (C(serve.vllm.vllm_args)).
+    type: list
+    elements: str
+  model_family:
+    description: Model family for the chat template (C(serve.llama_cpp.llm_family) and C(serve.vllm.llm_family)).
+    type: str
+  chat_template:
+    description: C(serve.chat_template) (V(auto), V(tokenizer) or a template file).
+    type: str
+  settings:
+    description: Other C(serve.*) settings of the service's configuration, as dotted keys relative to C(serve).
+    type: dict
+    default: {}
+  hardening:
+    description: Add the systemd sandboxing settings to the unit.
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds to wait for C(/v1/models) to answer after a start or when checking health.
+    type: int
+    default: 120
+  restart_unhealthy:
+    description: Restart a running service whose endpoint does not answer within O(wait_timeout), instead of failing.
+    type: bool
+    default: false
+  unit_dir:
+    description: Directory of the unit file.
+    type: path
+    default: /etc/systemd/system
+notes:
+  - Needs systemd on the host and root (C(become=true)).
+requirements:
+  - InstructLab installed in O(venv), initialised (M(labforge.instructlab.ilab_config)).
+seealso:
+  - module: labforge.instructlab.ilab_model_chat
+  - module: labforge.instructlab.ilab_model_train
+'''
+
+EXAMPLES = r'''
+- name: Serve the trained student on 127.0.0.1:8001
+  labforge.instructlab.ilab_model_serve:
+    name: student
+    model_path: "{{ trained.gguf_path }}"
+    port: 8001
+    max_ctx_size: 4096
+  become: true
+  register: student
+
+- name: Serve a teacher on all GPUs with vLLM, reachable from the lab network
+  labforge.instructlab.ilab_model_serve:
+    name: teacher
+    model_path: /var/lib/instructlab/.cache/instructlab/models/mixtral-8x7b-instruct
+    backend: vllm
+    gpus: 4
+    host: 0.0.0.0
+    port: 8000
+    wait_timeout: 900
+  become: true
+
+- name: Ask it something
+  labforge.instructlab.ilab_model_chat:
+    endpoint_url: "{{ student.endpoint }}"
+    questions: ["Write a haiku about the sea."]
+  become: true
+
+- name: Remove the student service
+  labforge.instructlab.ilab_model_serve:
+    name: student
+    state: absent
+  become: true
+'''
+
+RETURN = r'''
+name:
+  description: The service name.
+  returned: always
+  type: str
+  sample: student
+unit:
+  description: The systemd unit.
+  returned: always
+  type: str
+  sample: labforge-ilab-serve-student.service
+unit_path:
+  description: The unit file.
+  returned: always
+  type: str
+config_path:
+  description: The service's own ilab configuration file.
+  returned: always
+  type: str
+  sample: /var/lib/instructlab/.local/state/labforge/serve/student/config.yaml
+endpoint:
+  description: The OpenAI-compatible API base URL (C(.../v1)).
+  returned: when O(state=started)
+  type: str
+  sample: http://127.0.0.1:8001/v1
+healthy:
+  description: Whether C(/v1/models) answered.
+  returned: when O(state=started)
+  type: bool
+models:
+  description: Model ids listed by C(/v1/models).
+  returned: when healthy
+  type: list
+  elements: str
+wait_seconds:
+  description: Seconds waited for the endpoint.
+  returned: when O(state=started)
+  type: float
+actions:
+  description: What was done (or would be done in check mode), e.g. C(write unit), C(restart).
+  returned: always
+  type: list
+  elements: str
+main_pid:
+  description: The server's main process id.
+  returned: when running
+  type: int
+restarts:
+  description: How often systemd restarted the service (C(NRestarts)) since it was started.
+  returned: when O(state=started)
+  type: int
+'''
+
+import copy
+import os
+import shutil
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_runner import (
+    IlabRunner, ilab_argument_spec)
+from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_common import (
+    atomic_write, dotted_set, yaml_text)
+from ansible_collections.labforge.instructlab.plugins.module_utils import _ilab_serve as srv
+
+RUNNING_STATES = ('active', 'activating', 'reloading')
+
+
+class Systemd(object):
+    def __init__(self, module):
+        self.module = module
+        self.systemctl = module.get_bin_path('systemctl', required=True)
+
+    def run(self, *args, **kw):
+        return self.module.run_command([self.systemctl] + list(args), **kw)
+
+    def must(self, *args):
+        rc, out, err = self.run(*args)
+        if rc != 0:
+            self.module.fail_json(msg='systemctl %s failed (rc=%d): %s' % (' '.join(args), rc, (err or out).strip()))
+        return out
+
+    def is_active(self, unit):
+        rc, out, err = self.run('is-active', unit)
+        return out.strip() or 'unknown'
+
+    def is_enabled(self, unit):
+        rc, out, err = self.run('is-enabled', unit)
+        return out.strip() == 'enabled'
+
+    def show(self, unit, *props):
+        rc, out, err = self.run('show', unit, '-p', ','.join(props))
+        data = {}
+        for line in out.splitlines():
+            if '=' in line:
+                k, v = line.split('=', 1)
+                data[k] = v
+        return data
+
+    def journal(self, unit, lines=40):
+        journalctl = self.module.get_bin_path('journalctl')
+        if not journalctl:
+            return ''
+        rc, out, err = self.module.run_command([journalctl, '-u', unit, '-n', str(lines), '--no-pager',
+                                                '-o', 'cat'])
+        return out
+
+
+def read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except (IOError, OSError):
+        return None
+
+
+def desired_config(module, user_cfg, p):
+    cfg = copy.deepcopy(user_cfg)
+    values = {
+        'serve.model_path': p['model_path'],
+        'serve.server.host': p['host'],
+        'serve.server.port': p['port'],
+        'serve.backend': p['backend'],
+    }
+    if p['gpu_layers'] is not None:
+        values['serve.llama_cpp.gpu_layers'] = p['gpu_layers']
+    if p['max_ctx_size'] is not None:
+        values['serve.llama_cpp.max_ctx_size'] = p['max_ctx_size']
+    if p['gpus'] is not None:
+        values['serve.vllm.gpus'] = p['gpus']
+    if p['vllm_args'] is not None:
+        values['serve.vllm.vllm_args'] = p['vllm_args']
+    if p['model_family'] is not None:
+        values['serve.llama_cpp.llm_family'] = p['model_family']
+        values['serve.vllm.llm_family'] = p['model_family']
+    if p['chat_template'] is not None:
+        values['serve.chat_template'] = p['chat_template']
+    for key, value in (p['settings'] or {}).items():
+        key = key[len('serve.'):] if key.startswith('serve.') else key
+        values['serve.' + key] = value
+    for key, value in values.items():
+        dotted_set(cfg, key, value)
+    return cfg
+
+
+def main():
+    argument_spec = ilab_argument_spec()
+    argument_spec.update(
+        name=dict(type='str'),
+        model_path=dict(type='path'),
+        state=dict(type='str', default='started', choices=['started', 'stopped', 'absent']),
+        host=dict(type='str', default='127.0.0.1'),
+        port=dict(type='int', default=8000),
+        backend=dict(type='str', default='llama-cpp', choices=['llama-cpp', 'vllm']),
+        gpu_layers=dict(type='int'),
+        max_ctx_size=dict(type='int'),
+        gpus=dict(type='int'),
+        vllm_args=dict(type='list', elements='str'),
+        model_family=dict(type='str'),
+        chat_template=dict(type='str'),
+        settings=dict(type='dict', default={}),
+        hardening=dict(type='bool', default=True),
+        wait_timeout=dict(type='int', default=120),
+        restart_unhealthy=dict(type='bool', default=False),
+        unit_dir=dict(type='path', default='/etc/systemd/system'),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           required_if=[('state', 'started', ['model_path'])],
+                           required_one_of=[('name', 'model_path')])
+    p = module.params
+    name = p['name'] or '%s-%d' % (os.path.splitext(os.path.basename(p['model_path'].rstrip('/')))[0], p['port'])
+    name = srv.safe_name(name)
+    if p['name'] and name != p['name']:
+        module.fail_json(msg='name %r: use letters, digits, ".", "_" and "-"' % p['name'])
+    runner = IlabRunner.from_module(module)
+    runner.check_user()
+    systemd = Systemd(module)
+
+    unit = srv.unit_name(name)
+    unit_path = os.path.join(p['unit_dir'], unit)
+    svc_dir = os.path.join(runner.home, '.local', 'state', 'labforge', 'serve', name)
+    svc_cfg = os.path.join(svc_dir, 'config.yaml')
+    xdg_config = os.path.join(svc_dir, 'xdg-config')
+    result = dict(changed=False, name=name, unit=unit, unit_path=unit_path, config_path=svc_cfg, actions=[])
+    actions = result['actions']
+    cur_unit = read(unit_path)
+    cur_cfg = read(svc_cfg)
+
+    if p['state'] in ('stopped', 'absent'):
+        state = systemd.is_active(unit) if cur_unit is not None else 'inactive'
+        if state in RUNNING_STATES or state == 'failed':
+            actions.append('stop')
+        if cur_unit is not None and systemd.is_enabled(unit):
+            actions.append('disable')
+        if p['state'] == 'absent':
+            if cur_unit is not None:
+                actions.append('remove unit')
+            if os.path.isdir(svc_dir):
+                actions.append('remove config')
+        if not module.check_mode:
+            if 'stop' in actions:
+                systemd.must('stop', unit)
+            if 'disable' in actions:
+                systemd.must('disable', unit)
+            if 'remove unit' in actions:
+                os.unlink(unit_path)
+                systemd.must('daemon-reload')
+                systemd.run('reset-failed', unit)
+            if 'remove config' in actions:
+                shutil.rmtree(svc_dir)
+        result['changed'] = bool(actions)
+        if module._diff:
+            result['diff'] = [dict(before_header=unit_path, after_header=unit_path, before=cur_unit or '',
+                                   after='' if p['state'] == 'absent' else (cur_unit or '')),
+                              dict(before_header='%s: state' % unit, after_header='%s: state' % unit,
+                                   before=state + '\n', after='inactive\n')]
+        module.exit_json(**result)
+
+    # ---------------------------------------------------------------- started
+    runner.check_venv()
+    if not os.path.exists(p['model_path']):
+        module.fail_json(msg='model %s does not exist' % p['model_path'], **result)
+    if not os.path.isfile(runner.config_path):
+        module.fail_json(msg='%s does not exist: initialise InstructLab first (labforge.instructlab.ilab_config)'
+                         % runner.config_path, **result)
+    new_cfg = yaml_text(desired_config(module, runner.read_config(), p))
+    svc_runner = IlabRunner(module, user=runner.user, venv=runner.venv, config_path=svc_cfg,
+                            log_dir=runner.log_dir)
+    argv = svc_runner.argv(['model', 'serve'], [
+        ('--model-path', p['model_path']),
+        ('--backend', p['backend']),
+        ('--host', p['host']),
+        ('--port', p['port']),
+    ])
+    env = runner.env({'XDG_CONFIG_HOME': xdg_config})
+    env.pop('TMPDIR', None)
+    group = runner.pw.pw_gid if runner.pw else runner.user
+    try:
+        import grp
+        group = grp.getgrgid(runner.pw.pw_gid).gr_name
+    except (KeyError, ImportError, AttributeError):
+        pass
+    new_unit = srv.render_unit(
+        description='InstructLab model server %s (%s on %s:%d)' % (name, os.path.basename(p['model_path']),
+                                                                   p['host'], p['port']),
+        user=runner.user, group=group, workdir=svc_dir, env=env, argv=argv,
+        rw_paths=[runner.home], hardening=p['hardening'])
+
+    unit_changed = cur_unit != new_unit
+    cfg_changed = cur_cfg != new_cfg
+    if cfg_changed:
+        actions.append('write config')
+    if unit_changed:
+        actions.append('write unit')
+        actions.append('daemon-reload')
+    state = systemd.is_active(unit) if cur_unit is not None else 'inactive'
+    enabled = cur_unit is not None and systemd.is_enabled(unit)
+    if not enabled:
+        actions.append('enable')
+    if state in RUNNING_STATES:
+        if unit_changed or cfg_changed:
+            actions.append('restart')
+    else:
+        actions.append('start')
+    if module._diff:
+        result['diff'] = [dict(before_header=unit_path, after_header=unit_path,
+                               before=cur_unit or '', after=new_unit),
+                          dict(before_header=svc_cfg, after_header=svc_cfg,
+                               before=cur_cfg or '', after=new_cfg)]
+    url = srv.base_url(p['host'], p['port'])
+    result['endpoint'] = url + '/v1'
+    if module.check_mode:
+        result['changed'] = bool(actions)
+        result['healthy'] = None
+        module.exit_json(**result)
+
+    uid, gid = (runner.pw.pw_uid, runner.pw.pw_gid)
+    runner.ensure_dir(os.path.join(xdg_config, 'instructlab'), 0o750)
+    if cfg_changed:
+        atomic_write(svc_cfg, new_cfg, mode=0o640, uid=uid, gid=gid)
+    if unit_changed:
+        atomic_write(unit_path, new_unit, mode=0o644)
+        systemd.must('daemon-reload')
+    if 'enable' in actions:
+        systemd.must('enable', unit)
+    if 'restart' in actions:
+        systemd.must('restart', unit)
+    elif 'start' in actions:
+        systemd.run('reset-failed', unit)
+        systemd.must('start', unit)
+
+    def alive():
+        return systemd.is_active(unit) in RUNNING_STATES
+
+    ok, info, waited = srv.wait_models(url, p['wait_timeout'], alive=alive)
+    if not ok and p['restart_unhealthy'] and 'restart' not in actions and 'start' not in actions:
+        actions.append('restart (unhealthy)')
+        systemd.must('restart', unit)
+        ok, info, more = srv.wait_models(url, p['wait_timeout'], alive=alive)
+        waited += more
+    show = systemd.show(unit, 'MainPID', 'NRestarts', 'ActiveState')
+    result.update(changed=bool(actions), healthy=ok, wait_seconds=round(waited, 1),
+                  restarts=int(show.get('NRestarts') or 0) if (show.get('NRestarts') or '').isdigit() else None)
+    if show.get('MainPID', '0').isdigit() and int(show['MainPID']) > 0:
+        result['main_pid'] = int(show['MainPID'])
+    if not ok:
+        result['journal_tail'] = systemd.journal(unit)
+        module.fail_json(msg='%s is %s but %s/v1/models did not answer within %ss (%s)\n--- journal ---\n%s'
+                         % (unit, show.get('ActiveState', '?'), url, p['wait_timeout'], info,
+                            result['journal_tail']), **result)
+    result['models'] = info
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
