@@ -93,36 +93,48 @@ def test_install_log_left_on_host(host):
     assert "==== done in" in log.content_string
 
 
+def _log(h):
+    return h.file("/var/log/labforge/instructlab-install.log").content_string
+
+
+def _stamp(log, marker):
+    """Timestamp of the first log line containing marker (None when absent)."""
+    for line in log.splitlines():
+        if marker in line:
+            return line[1:21]
+    return None
+
+
 def test_wheelhouse_compiled_once_for_the_fleet():
-    """Each source-only package was compiled by at most one host; every host used the same wheel."""
-    hosts = [testinfra.get_host("podman://" + name) for name in HOSTS]
-    manifests = [manifest(h) for h in hosts]
-    wheels = manifests[0]["installed"]["wheels"]
-    assert "llama-cpp-python" in wheels
-    for name in wheels:
-        builders = [HOSTS[i] for i, m in enumerate(manifests) if m["installed"]["wheels"][name] == "built here"]
-        assert len(builders) <= 1, "%s compiled on %s" % (name, builders)
-    # the llama-cpp-python wheel each host installed is the same file
-    sums = set()
-    for h in hosts:
-        out = h.run("cat /srv/wheelhouse/*/*/llama-cpp-python-0.3.6-*/SHA256SUMS")
-        assert out.rc == 0
-        sums.add(out.stdout)
-    assert len(sums) == 1
-    # the wheel's build record names one of the fleet's hosts (or an earlier run)
-    info = json.loads(hosts[0].run(
-        "cat /srv/wheelhouse/*/*/llama-cpp-python-0.3.6-*/BUILD-INFO.json").stdout)
-    assert info["cmake_args"] == "-DGGML_NATIVE=off"
+    """Each source-only package was compiled at most once in the fleet, before the others used it."""
+    hosts = {name: testinfra.get_host("podman://" + name) for name in HOSTS}
+    manifests = {name: manifest(h) for name, h in hosts.items()}
+    logs = {name: _log(h) for name, h in hosts.items()}
+    wheels = manifests[HOSTS[0]]["installed"]["wheels"]
+    assert sorted(wheels) == ["llama-cpp-python", "pylatexenc", "rouge-score", "sqlitedict", "word2number"]
+    for pkg in wheels:
+        # every host installed the same wheelhouse entry, compiled by one host
+        entries = {(m["installed"]["wheels"][pkg]["dir"], m["installed"]["wheels"][pkg]["built_by"])
+                   for m in manifests.values()}
+        assert len(entries) == 1, entries
+        builds = [name for name, log in logs.items() if "BUILD START %s==" % pkg in log]
+        assert len(builds) <= 1, "%s compiled on %s" % (pkg, builds)
+        if builds:
+            # this run compiled it: the builder finished before any host took it from the wheelhouse
+            done = _stamp(logs[builds[0]], "BUILD DONE %s " % pkg)
+            assert done
+            for name, log in logs.items():
+                hit = _stamp(log, "WHEELHOUSE HIT %s==" % pkg)
+                assert hit and hit >= done, (name, hit, done)
+    llama = wheels["llama-cpp-python"]
+    assert llama["cmake_args"] == "-DGGML_NATIVE=off"
+    sums = {h.run("cat %s/SHA256SUMS" % llama["dir"]).stdout for h in hosts.values()}
+    assert len(sums) == 1 and sums != {""}
 
 
 @pytest.mark.parametrize("name", HOSTS)
-def test_non_builders_logged_a_wheelhouse_hit(name):
-    h = testinfra.get_host("podman://" + name)
-    m = manifest(h)
-    log = h.file("/var/log/labforge/instructlab-install.log").content_string
-    if m["installed"]["wheels"]["llama-cpp-python"] == "wheelhouse":
-        assert "WHEELHOUSE HIT llama-cpp-python==0.3.6" in log
-        assert "BUILD START llama-cpp-python" not in log
-    else:
-        assert "BUILD START llama-cpp-python==0.3.6" in log
-        assert "CMAKE_ARGS='-DGGML_NATIVE=off'" in log
+def test_install_log_names_the_steps(name):
+    log = _log(testinfra.get_host("podman://" + name))
+    assert "WHEELHOUSE HIT llama-cpp-python==0.3.6" in log
+    assert "--require-hashes --only-binary :all:" in log
+    assert "==== done in" in log

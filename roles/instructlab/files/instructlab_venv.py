@@ -3,6 +3,9 @@
 
 Usage:
   instructlab_venv.py probe   < request.json   read the real state, change nothing
+  instructlab_venv.py wheels PLAN.json          compile the plan's missing wheelhouse entries
+                                                (those built with isolation) with the plan's
+                                                builder python, then stop
   instructlab_venv.py install PLAN.json         build a NEW venv dir from a plan
 
 Standard library only (runs with the target Python 3.11). The last line of
@@ -107,6 +110,18 @@ def wheel_dir_ok(path):
 def wheels_in(path):
     with open(os.path.join(path, "SHA256SUMS"), encoding="utf-8") as fh:
         return [os.path.join(path, line.split()[1]) for line in fh if line.strip()]
+
+
+def build_info(path):
+    """Who compiled a wheelhouse entry, and when (its BUILD-INFO.json)."""
+    try:
+        with open(os.path.join(path, "BUILD-INFO.json"), encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return {"built_by": None, "dir": path}
+    out = {k: data.get(k) for k in ("built_by", "started", "finished", "seconds", "cmake_args")}
+    out["dir"] = path
+    return out
 
 
 def lock_entry(sdists_file, name):
@@ -271,6 +286,21 @@ def verify(log, plan, venv):
     return info
 
 
+def install_locked(log, plan, venv, env):
+    """Create a venv and install every locked package that has a wheel: exact pins, hashes, no compile."""
+    run(log, [plan["python"], "-m", "venv", venv], env=env, what="creating the venv")
+    py = os.path.join(venv, "bin", "python")
+    index = ["--index-url", plan["index_url"]] if plan.get("index_url") else []
+    if plan["installer"] == "uv":
+        argv = [plan["uv"], "pip", "install", "--python", py, "--no-deps", "--require-hashes",
+                "--only-binary", ":all:", "-r", plan["requirements"]] + index
+    else:
+        argv = [py, "-m", "pip", "install", "--no-deps", "--require-hashes",
+                "--only-binary", ":all:", "-r", plan["requirements"]] + index
+    run(log, argv, env=env, what="installing the lock")
+    return py
+
+
 def install(plan):
     log = Log(plan.get("log"))
     venv = plan["venv_dir"]
@@ -285,17 +315,8 @@ def install(plan):
             log.line("removing leftover %s" % venv)
             shutil.rmtree(venv)
         os.makedirs(os.path.dirname(venv), exist_ok=True)
-        run(log, [plan["python"], "-m", "venv", venv], env=env, what="creating the venv")
-        py = os.path.join(venv, "bin", "python")
-        index = ["--index-url", plan["index_url"]] if plan.get("index_url") else []
-        # 1. everything that has a wheel: exact pins, hashes, never compiled
-        if plan["installer"] == "uv":
-            argv = [plan["uv"], "pip", "install", "--python", py, "--no-deps", "--require-hashes",
-                    "--only-binary", ":all:", "-r", plan["requirements"]] + index
-        else:
-            argv = [py, "-m", "pip", "install", "--no-deps", "--require-hashes",
-                    "--only-binary", ":all:", "-r", plan["requirements"]] + index
-        result["timings"]["locked_wheels"] = round(run(log, argv, env=env, what="installing the lock"), 1)
+        py = install_locked(log, plan, venv, env)
+        result["timings"]["locked_wheels"] = round(time.time() - t0, 1)
         # 2. source-only packages: from the wheelhouse, compiled once when missing
         wheels = []
         for wheel in plan.get("wheels", []):
@@ -326,8 +347,7 @@ def install(plan):
         info["versions"] = versions
         info["built_at"] = now()
         info["host"] = log.host
-        info["wheels"] = {w["name"]: ("built here" if w["name"] in result["built"] else "wheelhouse")
-                          for w in plan.get("wheels", [])}
+        info["wheels"] = {w["name"]: build_info(w["dir"]) for w in plan.get("wheels", [])}
         with open(os.path.join(venv, MANIFEST), "w", encoding="utf-8") as fh:
             json.dump({"desired": plan["desired"], "installed": info}, fh, indent=2, sort_keys=True)
             fh.write("\n")
@@ -343,8 +363,36 @@ def install(plan):
         return result
 
 
+def wheels(plan):
+    """Fill the wheelhouse (the fleet's one compile), before any host installs."""
+    log = Log(plan.get("log"))
+    result = {"changed": False, "built": {}, "log": plan.get("log")}
+    log.line("==== wheelhouse for %s (%s)" % (plan["desired"]["instructlab_version"], plan["desired"]["accelerator"]))
+    try:
+        env = base_env(plan)
+        missing = [w for w in plan.get("wheels", []) if not wheel_dir_ok(w["dir"])]
+        for wheel in [w for w in missing if w.get("isolation", True)]:
+            result["built"][wheel["name"]] = build_wheel(log, plan, plan["builder_python"], wheel, env)
+        rest = [w for w in missing if not w.get("isolation", True)]
+        if rest:
+            # built against the lock's torch (flash-attn): in a throw-away venv of the lock
+            build_venv = plan["venv_dir"] + ".wheelbuild"
+            try:
+                py = install_locked(log, plan, build_venv, env)
+                for wheel in rest:
+                    result["built"][wheel["name"]] = build_wheel(log, plan, py, wheel, env)
+            finally:
+                shutil.rmtree(build_venv, ignore_errors=True)
+        result["changed"] = bool(result["built"])
+        return result
+    except (Failure, OSError, ValueError) as exc:
+        log.line("FAILED: %s" % exc)
+        result.update({"failed": True, "msg": str(exc), "log_tail": log.tail()})
+        return result
+
+
 def main():
-    if len(sys.argv) < 2 or sys.argv[1] not in ("probe", "install"):
+    if len(sys.argv) < 2 or sys.argv[1] not in ("probe", "install", "wheels"):
         sys.stderr.write(__doc__)
         return 2
     if sys.argv[1] == "probe":
@@ -352,7 +400,7 @@ def main():
         return 0
     with open(sys.argv[2], encoding="utf-8") as fh:
         plan = json.load(fh)
-    result = install(plan)
+    result = install(plan) if sys.argv[1] == "install" else wheels(plan)
     print(json.dumps(result))
     return 1 if result.get("failed") else 0
 

@@ -184,7 +184,7 @@ def test_cpu_flags_and_wheels(results):
         "llama-cpp-python", "pylatexenc", "rouge-score", "sqlitedict", "word2number"]
     assert wheel(res, "llama-cpp-python")["native"] is True
     assert wheel(res, "rouge-score")["native"] is False
-    assert re.match(r"^[a-z]+\d+-x86_64-cpython-311", wheel(res, "llama-cpp-python")["rel"])
+    assert re.match(r"^[a-z]+\d+-cpython-311-x86_64-linux-gnu/llama-cpp-python-0\.3\.6-[0-9a-f]{12}$", wheel(res, "llama-cpp-python")["rel"])
 
 
 def test_cuda_flags(results):
