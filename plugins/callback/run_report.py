@@ -29,12 +29,13 @@ description:
     C(instructlab_), C(ilab_), C(labforge_) or C(gpu_info)), the status and duration of each step, the
     artifacts and the serving endpoint."
   - "Artifacts are read from the results of the collection's modules (C(labforge.instructlab.*), also when
-    called by their short name): the keys C(path), C(model_path), C(digest), C(manifest_digest), C(files),
-    C(size), C(dataset), C(dataset_dir), C(train_path), C(test_path), C(messages_path), C(rows),
-    C(train_rows), C(test_rows), C(final_loss), C(checkpoint_dir), C(gguf_path), C(output_dir),
-    C(endpoint), C(url), C(base_url), C(model), C(answers), C(ilab_version), C(config_path),
-    C(taxonomy_path), C(changed_files), C(train_profile), C(fingerprint), C(log_path) and C(reason),
-    when present."
+    called by their short name): the keys C(path), C(model_path), C(model_dir), C(hf_model_dir), C(digest),
+    C(manifest_digest), C(files), C(size), C(dataset), C(dataset_dir), C(train_path), C(test_path),
+    C(messages_path), C(rows), C(train_rows), C(test_rows), C(final_loss), C(checkpoint_dir), C(gguf_path),
+    C(output_dir), C(manifest_path), C(fingerprint), C(generated), C(trained), C(duration), C(endpoint),
+    C(url), C(base_url), C(healthy), C(models), C(model), C(unit), C(restarts), C(answers), C(latency_total),
+    C(ilab_version), C(config_path), C(changed_keys), C(initialized), C(taxonomy_path), C(changed_files),
+    C(train_profile), C(log_path) and C(reason), when present (C(cmd), C(stdout) and C(stderr) never)."
   - "Contract for modules: a module (or a role through a task result) may return a dict under the key
     C(report). Its keys are copied as they are into the step's artifact entry and override the keys above;
     a C(report.endpoint) becomes the host's endpoint. Put there only what a reader of the report needs
@@ -133,11 +134,12 @@ MODULE_SHORT_NAMES = frozenset((
     'ilab_model_train', 'ilab_model_serve', 'ilab_model_chat',
 ))
 ARTIFACT_KEYS = (
-    'path', 'model_path', 'digest', 'manifest_digest', 'files', 'size', 'dataset', 'dataset_dir',
-    'train_path', 'test_path', 'messages_path', 'rows', 'train_rows', 'test_rows', 'final_loss',
-    'checkpoint_dir', 'gguf_path', 'output_dir', 'endpoint', 'url', 'base_url', 'model', 'answers',
-    'ilab_version', 'config_path', 'taxonomy_path', 'changed_files', 'train_profile', 'fingerprint',
-    'log_path', 'reason',
+    'path', 'model_path', 'model_dir', 'hf_model_dir', 'digest', 'manifest_digest', 'files', 'size', 'dataset',
+    'dataset_dir', 'train_path', 'test_path', 'messages_path', 'rows', 'train_rows', 'test_rows', 'final_loss',
+    'checkpoint_dir', 'gguf_path', 'output_dir', 'manifest_path', 'fingerprint', 'generated', 'trained',
+    'duration', 'endpoint', 'url', 'base_url', 'healthy', 'models', 'model', 'unit', 'restarts', 'answers',
+    'latency_total', 'ilab_version', 'config_path', 'changed_keys', 'initialized', 'taxonomy_path',
+    'changed_files', 'train_profile', 'log_path', 'reason',
 )
 ENDPOINT_KEYS = ('endpoint', 'url', 'base_url')
 FACT_PREFIXES = ('python_', 'nvidia_driver_', 'instructlab_', 'ilab_', 'labforge_', 'gpu_info')

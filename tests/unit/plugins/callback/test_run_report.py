@@ -383,6 +383,30 @@ def test_extract_artifacts_model_download():
     assert out['files'] == {'model.gguf': {'size': 1024, 'sha256': '0d2b'}}
 
 
+def test_documented_artifact_keys():
+    doc = yaml.safe_load(run_report.DOCUMENTATION)
+    text = ' '.join(doc['description'])
+    for key in run_report.ARTIFACT_KEYS:
+        assert 'C(%s)' % key in text
+
+
+def test_extract_artifacts_train_and_chat():
+    train = run_report.extract_artifacts({
+        'changed': True, 'model_dir': '/var/lib/instructlab/models/m-1a2b', 'gguf_path': '/m/ggml-model-f16.gguf',
+        'checkpoint_dir': '/m/training_results/checkpoint-4', 'hf_model_dir': None, 'final_loss': 2.31,
+        'fingerprint': 'sha256:f00', 'trained': True, 'cmd': 'ilab model train --pipeline simple',
+        'log_path': '/l/ilab-model-train-m.log', 'duration': 19.2, 'ilab_version': '0.26.1'})
+    assert train == {'model_dir': '/var/lib/instructlab/models/m-1a2b', 'gguf_path': '/m/ggml-model-f16.gguf',
+                     'checkpoint_dir': '/m/training_results/checkpoint-4', 'final_loss': 2.31,
+                     'fingerprint': 'sha256:f00', 'trained': True, 'duration': 19.2, 'ilab_version': '0.26.1',
+                     'log_path': '/l/ilab-model-train-m.log'}
+    chat = run_report.extract_artifacts({
+        'answers': [{'question': '2+2?', 'answer': '4', 'latency': 0.2, 'cmd': ['ilab', 'model', 'chat']}],
+        'latency_total': 0.2, 'endpoint': 'http://127.0.0.1:8000/v1', 'model': 'm.gguf'})
+    assert chat['answers'] == [{'question': '2+2?', 'answer': '4', 'latency': 0.2}]
+    assert list(chat) == ['endpoint', 'model', 'answers', 'latency_total']
+
+
 def test_extract_artifacts_report_key_overrides():
     out = run_report.extract_artifacts({'rows': 3, 'report': {'rows': 5, 'final_loss': 1.5, 'token': 't'}})
     assert out == {'rows': 5, 'final_loss': 1.5}
