@@ -167,7 +167,7 @@ config:
   description: The effective configuration after the run (what it would be, in check mode).
   returned: always
   type: dict
-values:
+effective:
   description: The managed keys (dotted) with their effective values.
   returned: always
   type: dict
@@ -489,7 +489,7 @@ def main():
 
     result['changed'] = bool(changes) or result['initialized'] or result['taxonomy_created']
     result['config'] = after
-    result['values'] = dict((k, dotted_get(after, k)) for k in sorted(desired))
+    result['effective'] = dict((k, dotted_get(after, k)) for k in sorted(desired))
     if module._diff:
         result['diff'] = dict(before=yaml_text(runner, current) if exists else '',
                               after=yaml_text(runner, after),

@@ -105,7 +105,7 @@ def test_init_offline_then_settings(tmp_path, monkeypatch):
     assert cfg['generate']['taxonomy_path'] == e.tax
     assert sorted(r['changed_keys']) == ['evaluate.mt_bench_branch.taxonomy_path', 'generate.pipeline',
                                          'generate.taxonomy_path', 'serve.server.port']
-    assert r['values']['serve.server.port'] == 8001
+    assert r['effective']['serve.server.port'] == 8001
     assert r['diff']['before'] == '' and 'port: 8001' in r['diff']['after']
 
 
@@ -147,7 +147,7 @@ def test_check_mode_changes_nothing(tmp_path, monkeypatch):
     assert r['changed'] and r['initialized'] and r['taxonomy_created']
     assert not os.path.exists(e.cfg) and not os.path.exists(e.tax)
     assert e.rec.steps() == ['ilab version']      # only the read-only probe really ran
-    assert r['values'] == {'serve.server.port': 8001, 'generate.taxonomy_path': e.tax,
+    assert r['effective'] == {'serve.server.port': 8001, 'generate.taxonomy_path': e.tax,
                            'evaluate.mt_bench_branch.taxonomy_path': e.tax}
 
 
