@@ -211,7 +211,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_runner import (
     IlabRunner, ilab_argument_spec)
 from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_common import (
-    atomic_write, dotted_set, yaml_text)
+    atomic_write, dotted_set)
 from ansible_collections.labforge.instructlab.plugins.module_utils import _ilab_serve as srv
 
 RUNNING_STATES = ('active', 'activating', 'reloading')
@@ -255,6 +255,14 @@ class Systemd(object):
         rc, out, err = self.module.run_command([journalctl, '-u', unit, '-n', str(lines), '--no-pager',
                                                 '-o', 'cat'])
         return out
+
+
+def sorted_tree(data):
+    if isinstance(data, dict):
+        return dict((k, sorted_tree(data[k])) for k in sorted(data, key=str))
+    if isinstance(data, list):
+        return [sorted_tree(v) for v in data]
+    return data
 
 
 def read(path):
@@ -374,7 +382,7 @@ def main():
     if not os.path.isfile(runner.config_path):
         module.fail_json(msg='%s does not exist: initialise InstructLab first (labforge.instructlab.ilab_config)'
                          % runner.config_path, **result)
-    new_cfg = yaml_text(desired_config(module, runner.read_config(), p))
+    new_cfg = runner.yaml_dump(sorted_tree(desired_config(module, runner.read_config(), p)))
     svc_runner = IlabRunner(module, user=runner.user, venv=runner.venv, config_path=svc_cfg,
                             log_dir=runner.log_dir)
     argv = svc_runner.argv(['model', 'serve'], [

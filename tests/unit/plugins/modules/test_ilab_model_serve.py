@@ -1,0 +1,281 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, labforge engineers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Unit tests for labforge.instructlab.ilab_model_serve.
+
+systemctl is a fake that keeps unit state (enabled/active) and records the
+exact command lines; the endpoint wait is a fake; unit and config rendering,
+comparison and decisions are the real code.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import pwd
+
+import pytest
+import yaml
+
+from ansible.module_utils import basic
+
+from ansible_collections.labforge.instructlab.plugins.module_utils import _ilab_runner
+from ansible_collections.labforge.instructlab.plugins.module_utils import _ilab_serve as srv
+from ansible_collections.labforge.instructlab.plugins.modules import ilab_model_serve as mod
+
+try:
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # ansible-core < 2.19
+    import contextlib
+    from ansible.module_utils.common.text.converters import to_bytes
+
+    @contextlib.contextmanager
+    def patch_module_args(args):
+        old = basic._ANSIBLE_ARGS
+        basic._ANSIBLE_ARGS = to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': args}))
+        try:
+            yield
+        finally:
+            basic._ANSIBLE_ARGS = old
+
+
+class Exit(Exception):
+    pass
+
+
+class Fail(Exception):
+    pass
+
+
+SYSTEMCTL = '/usr/bin/systemctl'
+
+
+def write(path, text):
+    d = os.path.dirname(path)
+    if not os.path.isdir(d):
+        os.makedirs(d)
+    with open(path, 'w') as f:
+        f.write(text)
+
+
+class Bed(object):
+    def __init__(self, tmp_path, monkeypatch):
+        self.tmp = str(tmp_path)
+        self.home = os.path.join(self.tmp, 'home')
+        self.venv = os.path.join(self.tmp, 'venv')
+        os.makedirs(os.path.join(self.venv, 'bin'))
+        self.units = os.path.join(self.tmp, 'units')
+        os.makedirs(self.units)
+        self.model = os.path.join(self.tmp, 'models', 'student.gguf')
+        write(self.model, 'GGUF')
+        self.cfg = os.path.join(self.home, '.config', 'instructlab', 'config.yaml')
+        write(self.cfg, 'chat:\n  model: x\nserve:\n  backend: null\n  model_path: /m.gguf\n'
+                        '  server:\n    host: 127.0.0.1\n    port: 8000\n  llama_cpp:\n    gpu_layers: -1\n')
+        self.calls = []
+        self.active = {}
+        self.enabled = set()
+        self.healthy = [True]
+        me = pwd.getpwuid(os.getuid())
+        self.user = me.pw_name
+        fake_pw = pwd.struct_passwd((me.pw_name, 'x', me.pw_uid, me.pw_gid, '', self.home, '/bin/sh'))
+        monkeypatch.setattr(_ilab_runner.pwd, 'getpwnam', lambda name: fake_pw)
+        monkeypatch.setattr(_ilab_runner.IlabRunner, 'check_venv', lambda r: None)
+        monkeypatch.setattr(basic.AnsibleModule, 'get_bin_path',
+                            lambda s, name, required=False, opt_dirs=None: '/usr/bin/' + name)
+        monkeypatch.setattr(basic.AnsibleModule, 'run_command', lambda s, argv, **kw: self.systemctl(argv))
+        monkeypatch.setattr(srv, 'wait_models', self.fake_wait)
+        monkeypatch.setattr(basic.AnsibleModule, 'exit_json', lambda s, **kw: (_ for _ in ()).throw(Exit(kw)))
+        monkeypatch.setattr(basic.AnsibleModule, 'fail_json', lambda s, **kw: (_ for _ in ()).throw(Fail(kw)))
+
+    def systemctl(self, argv):
+        self.calls.append(list(argv))
+        if argv[0] == '/usr/bin/journalctl':
+            return 0, 'llama server crashed\n', ''
+        verb = argv[1]
+        unit = argv[2] if len(argv) > 2 else None
+        if verb == 'is-active':
+            st = self.active.get(unit, 'inactive')
+            return (0 if st == 'active' else 3), st + '\n', ''
+        if verb == 'is-enabled':
+            return (0, 'enabled\n', '') if unit in self.enabled else (1, 'disabled\n', '')
+        if verb == 'enable':
+            self.enabled.add(unit)
+        elif verb == 'disable':
+            self.enabled.discard(unit)
+        elif verb in ('start', 'restart'):
+            self.active[unit] = 'active'
+        elif verb == 'stop':
+            self.active[unit] = 'inactive'
+        elif verb == 'show':
+            return 0, 'MainPID=4242\nNRestarts=1\nActiveState=%s\n' % self.active.get(unit, 'inactive'), ''
+        return 0, '', ''
+
+    def fake_wait(self, url, timeout, interval=1.0, alive=None):
+        self.calls.append(['wait', url, timeout])
+        ok = self.healthy.pop(0) if len(self.healthy) > 1 else self.healthy[0]
+        return (True, [self.model], 0.5) if ok else (False, 'Connection refused', float(timeout))
+
+    def run(self, check=False, diff=False, **kw):
+        args = dict(user='ignored', venv=self.venv, model_path=self.model, unit_dir=self.units,
+                    name='student', port=8001)
+        args.update(kw)
+        args = dict((k, v) for k, v in args.items() if v is not None)
+        if check:
+            args['_ansible_check_mode'] = True
+        if diff:
+            args['_ansible_diff'] = True
+        with patch_module_args(args):
+            with pytest.raises((Exit, Fail)) as e:
+                mod.main()
+        return ('fail' if e.type is Fail else 'exit'), e.value.args[0]
+
+    def verbs(self):
+        return [c[1] if c[0] == SYSTEMCTL else c[0] for c in self.calls
+                if c[0] == 'wait' or c[1] not in ('is-active', 'is-enabled', 'show')]
+
+
+@pytest.fixture
+def bed(tmp_path, monkeypatch):
+    return Bed(tmp_path, monkeypatch)
+
+
+UNIT = 'labforge-ilab-serve-student.service'
+
+
+def test_start_writes_hardened_unit_and_own_config(bed):
+    kind, r = bed.run(diff=True, max_ctx_size=2048, gpu_layers=0)
+    assert kind == 'exit', r
+    assert r['changed'] and r['healthy'] and r['endpoint'] == 'http://127.0.0.1:8001/v1'
+    assert r['actions'] == ['write config', 'write unit', 'daemon-reload', 'enable', 'start']
+    assert bed.verbs() == ['daemon-reload', 'enable', 'reset-failed', 'start', 'wait']
+    assert [SYSTEMCTL, 'start', UNIT] in bed.calls
+    assert bed.calls[-2] == ['wait', 'http://127.0.0.1:8001', 120]
+    svc = os.path.join(bed.home, '.local', 'state', 'labforge', 'serve', 'student')
+    assert r['config_path'] == os.path.join(svc, 'config.yaml')
+    with open(os.path.join(bed.units, UNIT)) as f:
+        unit = f.read()
+    ilab = os.path.join(bed.venv, 'bin', 'ilab')
+    assert ('ExecStart=%s --config %s/config.yaml model serve --model-path %s --backend llama-cpp '
+            '--host 127.0.0.1 --port 8001\n' % (ilab, svc, bed.model)) in unit
+    for line in ('User=ignored', 'Restart=on-failure', 'NoNewPrivileges=yes', 'ProtectSystem=strict',
+                 'PrivateTmp=yes', 'ProtectHome=read-only', 'ReadWritePaths=%s' % bed.home,
+                 'WorkingDirectory=%s' % svc, 'Environment="XDG_CONFIG_HOME=%s/xdg-config"' % svc,
+                 'Environment="PATH=%s/bin:' % bed.venv, 'WantedBy=multi-user.target'):
+        assert line in unit
+    assert 'TMPDIR' not in unit
+    with open(r['config_path']) as f:
+        cfg = yaml.safe_load(f)
+    assert cfg['serve']['model_path'] == bed.model
+    assert cfg['serve']['server'] == dict(host='127.0.0.1', port=8001)
+    assert cfg['serve']['backend'] == 'llama-cpp'
+    assert cfg['serve']['llama_cpp'] == dict(gpu_layers=0, max_ctx_size=2048)
+    assert cfg['chat'] == dict(model='x')  # the rest of the user's config is kept
+    assert os.path.isdir(os.path.join(svc, 'xdg-config', 'instructlab'))
+    assert [d['before'] for d in r['diff']] == ['', '']
+    assert r['diff'][0]['after'] == unit
+    assert r['main_pid'] == 4242 and r['restarts'] == 1 and r['models'] == [bed.model]
+
+
+def test_rerun_is_unchanged_and_only_checks_health(bed):
+    bed.run()
+    bed.calls[:] = []
+    kind, r = bed.run()
+    assert kind == 'exit' and not r['changed'] and r['actions'] == [] and r['healthy']
+    assert bed.verbs() == ['wait']
+
+
+def test_changed_settings_restart(bed):
+    bed.run()
+    bed.calls[:] = []
+    kind, r = bed.run(max_ctx_size=8192, diff=True)
+    assert kind == 'exit' and r['changed']
+    assert r['actions'] == ['write config', 'restart']
+    assert bed.verbs() == ['restart', 'wait']
+    assert 'max_ctx_size: 8192' in r['diff'][1]['after'] and 'max_ctx_size' not in r['diff'][1]['before']
+    bed.calls[:] = []
+    kind, r = bed.run(max_ctx_size=8192, host='0.0.0.0')
+    assert r['actions'] == ['write config', 'write unit', 'daemon-reload', 'restart']
+    assert r['endpoint'] == 'http://127.0.0.1:8001/v1'
+
+
+def test_stopped_service_is_started_without_rewrite(bed):
+    bed.run()
+    bed.active[UNIT] = 'failed'
+    bed.calls[:] = []
+    kind, r = bed.run()
+    assert kind == 'exit' and r['changed'] and r['actions'] == ['start']
+    assert bed.verbs() == ['reset-failed', 'start', 'wait']
+
+
+def test_restarting_after_a_crash_is_waited_for_not_restarted(bed):
+    bed.run()
+    bed.active[UNIT] = 'activating'  # systemd's auto-restart after kill -9
+    bed.calls[:] = []
+    kind, r = bed.run()
+    assert kind == 'exit' and not r['changed'] and r['healthy']
+    assert bed.verbs() == ['wait']
+
+
+def test_unhealthy_fails_with_journal_or_restarts_on_request(bed):
+    bed.run()
+    bed.healthy = [False]
+    kind, r = bed.run()
+    assert kind == 'fail' and 'did not answer' in r['msg'] and 'llama server crashed' in r['msg']
+    assert r['healthy'] is False
+    bed.healthy = [False, True]
+    bed.calls[:] = []
+    kind, r = bed.run(restart_unhealthy=True)
+    assert kind == 'exit' and r['changed'] and r['actions'] == ['restart (unhealthy)'] and r['healthy']
+    assert bed.verbs() == ['wait', 'restart', 'wait']
+
+
+def test_check_mode_changes_nothing(bed):
+    kind, r = bed.run(check=True, diff=True)
+    assert kind == 'exit' and r['changed'] and r['healthy'] is None
+    assert os.listdir(bed.units) == [] and bed.verbs() == []
+    assert 'ExecStart=' in r['diff'][0]['after']
+    bed.run()
+    kind, r = bed.run(check=True, port=8001)
+    assert kind == 'exit' and not r['changed']
+
+
+def test_stopped_and_absent(bed):
+    bed.run()
+    bed.calls[:] = []
+    kind, r = bed.run(state='stopped', model_path=None, check=True)
+    assert kind == 'exit' and r['changed'] and r['actions'] == ['stop', 'disable'] and bed.verbs() == []
+    kind, r = bed.run(state='stopped', model_path=None)
+    assert r['actions'] == ['stop', 'disable'] and bed.verbs() == ['stop', 'disable']
+    kind, r = bed.run(state='stopped', model_path=None)
+    assert kind == 'exit' and not r['changed']
+    bed.calls[:] = []
+    kind, r = bed.run(state='absent', model_path=None, diff=True)
+    assert kind == 'exit' and r['actions'] == ['remove unit', 'remove config']
+    assert bed.verbs() == ['daemon-reload', 'reset-failed']
+    assert os.listdir(bed.units) == []
+    assert not os.path.exists(os.path.join(bed.home, '.local', 'state', 'labforge', 'serve', 'student'))
+    kind, r = bed.run(state='absent', model_path=None)
+    assert kind == 'exit' and not r['changed']
+
+
+def test_default_name_from_model_and_port(bed):
+    kind, r = bed.run(name=None, port=8123)
+    assert kind == 'exit' and r['unit'] == 'labforge-ilab-serve-student-8123.service'
+    kind, r = bed.run(name='bad name')
+    assert kind == 'fail' and 'name' in r['msg']
+
+
+def test_missing_model_or_config_fails(bed):
+    kind, r = bed.run(model_path=os.path.join(bed.tmp, 'nope.gguf'))
+    assert kind == 'fail' and 'does not exist' in r['msg']
+    os.unlink(bed.cfg)
+    kind, r = bed.run()
+    assert kind == 'fail' and 'ilab_config' in r['msg']
+
+
+def test_exec_line_quoting():
+    assert srv.exec_line(['/v/ilab', '--model-path', '/m/a b%.gguf']) == '/v/ilab --model-path "/m/a b%%.gguf"'
+    assert srv.env_line('K', 'a"b') == '"K=a\\"b"'
+    assert srv.base_url('::', 80) == 'http://[::1]:80'
