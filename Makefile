@@ -19,9 +19,9 @@ export ANSIBLE_NOCOLOR := 1
 # Molecule scenarios run by `make test`, in this order.
 MOLECULE_SCENARIOS ?= default
 
-GATES := lint sanity unit build molecule molecule-el9
+GATES := lint sanity unit build ee molecule molecule-el9
 
-.PHONY: help venv testbed lint sanity unit build molecule molecule-el9 test demo clean lock-dev
+.PHONY: help venv testbed lint sanity unit build molecule molecule-el9 ee test demo demo-clean clean lock-dev
 
 help:
 	@echo "make demo   run the whole pipeline on a local test host"
@@ -45,6 +45,7 @@ lock-dev: venv
 testbed: venv
 	tests/testbed/setup-host.sh
 	tests/testbed/build-image.sh >/dev/null
+	tests/testbed/artefacts.sh
 
 lint: venv build
 	ansible-lint --profile production
@@ -67,6 +68,11 @@ molecule: venv testbed build
 	set -e; export LABFORGE_TEST_IMAGE=$$(tests/testbed/build-image.sh); \
 	for s in $(MOLECULE_SCENARIOS); do echo "[molecule] scenario $$s"; molecule test -s $$s; done
 
+# The execution environment's build context for AWX / Automation Platform
+# (ansible-builder create; no image is built here).
+ee: venv build
+	EE_COLLECTION_TARBALL=$$(ls build/dist/labforge-instructlab-*.tar.gz) tools/ee-build-context.sh
+
 # EL9 images come from public registries: skipped (and said so) where unreachable.
 molecule-el9: venv testbed build
 	tools/molecule-el9.sh
@@ -74,8 +80,11 @@ molecule-el9: venv testbed build
 test: venv
 	@tools/gates.sh $(GATES)
 
-demo: venv testbed build
+demo: venv build
 	tests/testbed/demo.sh
+
+demo-clean:
+	podman rm -f labforge-demo >/dev/null 2>&1 || true
 
 clean:
 	rm -rf build
