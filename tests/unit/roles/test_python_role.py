@@ -172,9 +172,9 @@ def test_el9_pyenv_plan(tmp_path, pyenv_repo):
         steps = _steps(out, host)
         assert steps[:5] == [
             ("Install the packages pyenv needs to build CPython 3.11.15", "ansible.builtin.package"),
-            ("Create the pyenv root %s (world-readable, owned by root)" % root, "ansible.builtin.file"),
-            ("Trust the local pyenv repository %s for the checkout" % pyenv_repo, "ansible.builtin.copy"),
-            ("Check out pyenv v2.6.30 from %s" % pyenv_repo, "ansible.builtin.git"),
+            ("Create the world-readable pyenv root, owned by python_user, %s" % root, "ansible.builtin.file"),
+            ("Trust the local pyenv repository for the checkout %s" % pyenv_repo, "ansible.builtin.copy"),
+            ("Check out pyenv %s@v2.6.30" % pyenv_repo, "ansible.builtin.git"),
             ("Report what check mode would build", "ansible.builtin.debug"),
         ], host
         msg = [res for name, _, res in _results(out, host) if name == steps[4][0]][0]["msg"]
