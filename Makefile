@@ -49,6 +49,7 @@ testbed: venv
 
 lint: venv build
 	ansible-lint --profile production
+	antsibull-changelog lint
 
 sanity: venv
 	tools/sanity.sh

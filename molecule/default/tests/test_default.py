@@ -1,2 +1,0 @@
-def test_systemd_is_pid1(host):
-    assert host.process.get(pid=1).comm == "systemd"
