@@ -7,4 +7,4 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 # shellcheck source=tests/testbed/env.sh
 . "$ROOT/tests/testbed/env.sh"
 cd "$ROOT"
-exec "$ROOT/.venv/bin/python" -m pytest -v -p no:cacheprovider tests/integration "$@"
+exec "$ROOT/.venv/bin/python" -m pytest -v -p no:cacheprovider tests/integration/test_ilab_modules.py "$@"
