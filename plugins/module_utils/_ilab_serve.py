@@ -16,11 +16,8 @@ import re
 import socket
 import time
 
-try:  # Python 3
-    from urllib.request import Request, urlopen
-    from urllib.error import URLError, HTTPError
-except ImportError:  # pragma: no cover
-    from urllib2 import Request, urlopen, URLError, HTTPError  # noqa
+from ansible.module_utils.urls import open_url
+from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 
 UNIT_PREFIX = 'labforge-ilab-serve-'
 
@@ -128,8 +125,10 @@ def http_json(url, data=None, timeout=5.0, headers=None):
         body = json.dumps(data).encode('utf-8')
         hdrs['Content-Type'] = 'application/json'
     hdrs.update(headers or {})
-    req = Request(url, data=body, headers=hdrs)
-    resp = urlopen(req, timeout=timeout)
+    host = re.sub(r'^[a-z]+://(\[[^]]*\]|[^/:]*).*$', r'\1', url)
+    loopback = host in ('127.0.0.1', 'localhost', '[::1]') or host.startswith('127.')
+    resp = open_url(url, data=body, headers=hdrs, method='POST' if body is not None else 'GET',
+                    timeout=timeout, use_proxy=not loopback)
     try:
         return json.loads(resp.read().decode('utf-8'))
     finally:

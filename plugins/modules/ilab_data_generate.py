@@ -26,16 +26,19 @@ description:
   - The latest result is recorded in C(OUTPUT_DIR/labforge-generate-latest.json), which
     M(labforge.instructlab.ilab_model_train) reads for O(labforge.instructlab.ilab_model_train#module:data_path=latest).
 author:
-  - labforge engineers
+  - labforge engineers (@labforge)
 extends_documentation_fragment:
   - labforge.instructlab.ilab
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Computes the fingerprint and reports whether a run would happen; runs nothing.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 options:
   model:
@@ -280,10 +283,9 @@ def compute_inputs(runner, eff, version, cache):
         model_id = dict(path=model, digest=fpu.path_digest(model, cache))
     else:
         model_id = dict(name=model)
-    params = dict((k, eff[k]) for k in ('pipeline', 'sdg_scale_factor', 'taxonomy_base', 'gpus',
-                                         'num_cpus', 'chunk_word_count', 'server_ctx_size',
-                                         'batch_size', 'max_num_tokens', 'model_family',
-                                         'endpoint_url'))
+    keys = ('pipeline', 'sdg_scale_factor', 'taxonomy_base', 'gpus', 'num_cpus', 'chunk_word_count',
+            'server_ctx_size', 'batch_size', 'max_num_tokens', 'model_family', 'endpoint_url')
+    params = dict((k, eff[k]) for k in keys)
     return dict(
         step='ilab data generate',
         taxonomy=dict(path=eff['taxonomy_path'], digest=tax_digest, files=len(tax_files),
@@ -336,7 +338,7 @@ def main():
         chunk_word_count=dict(type='int'),
         server_ctx_size=dict(type='int'),
         batch_size=dict(type='int'),
-        max_num_tokens=dict(type='int'),
+        max_num_tokens=dict(type='int', no_log=False),
         model_family=dict(type='str'),
         force=dict(type='bool', default=False),
         min_rows=dict(type='int', default=1),
@@ -421,7 +423,7 @@ def main():
         result['files'] = manifest.get('files') or {}
         result['rows'] = manifest.get('rows') or {}
     elif run:  # check mode: the names ilab will choose are not known yet
-        result['files'] = dict((k, None) for k, _ in DATASET_FILES)
+        result['files'] = dict((key, None) for key, dummy in DATASET_FILES)
 
     pointer_changed = not before_ptr or before_ptr.get('dir') != final or before_ptr.get('fingerprint') != fp
     if pointer_changed and not module.check_mode and manifest:

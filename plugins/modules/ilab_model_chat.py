@@ -17,20 +17,23 @@ description:
     run, against O(endpoint_url) when given, else against O(model) (ilab then uses the server of
     the configuration when one serves, or starts a temporary one from the model file).
   - With O(method=http) the module POSTs to O(endpoint_url)C(/chat/completions) itself (no ilab
-    process, lower overhead: the latency measured is the server's).
+    process and less overhead, so the latency measured is the server's).
   - Never changes anything (C(changed) is always false); runs in check mode too. Fails when an
     answer is empty unless O(allow_empty=true), so it fits a playbook's or molecule verify's smoke test.
 author:
-  - labforge engineers
+  - labforge engineers (@labforge)
 extends_documentation_fragment:
   - labforge.instructlab.ilab
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Asks the questions in check mode too (read-only).
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 options:
   questions:
@@ -203,7 +206,7 @@ def main():
         endpoint_url=dict(type='str'),
         model=dict(type='str'),
         method=dict(type='str', default='ilab', choices=['ilab', 'http']),
-        max_tokens=dict(type='int'),
+        max_tokens=dict(type='int', no_log=False),
         temperature=dict(type='float'),
         context=dict(type='str'),
         system_prompt=dict(type='str'),

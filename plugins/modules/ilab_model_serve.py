@@ -26,16 +26,19 @@ description:
   - A unit that is running but whose endpoint does not answer within O(wait_timeout) is reported
     as unhealthy (the module fails), or restarted with O(restart_unhealthy=true).
 author:
-  - labforge engineers
+  - labforge engineers (@labforge)
 extends_documentation_fragment:
   - labforge.instructlab.ilab
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Shows the unit file and the service's configuration file.
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 options:
   name:

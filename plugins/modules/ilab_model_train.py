@@ -30,16 +30,19 @@ description:
   - Meant for C(async)/C(poll) - the log file C(LOG_DIR/ilab-model-train-NAME.log) and a status
     JSON beside it (C(.status.json), with the pid and state) exist from the moment training starts.
 author:
-  - labforge engineers
+  - labforge engineers (@labforge)
 extends_documentation_fragment:
   - labforge.instructlab.ilab
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Computes the fingerprint and reports whether training would run; runs nothing.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 options:
   name:
@@ -342,7 +345,7 @@ def read_text(path, max_bytes=8 * 1024 * 1024):
 
 
 def newest(pattern):
-    found = [p for p in glob.glob(pattern)]
+    found = glob.glob(pattern)
     if not found:
         return None
     return sorted(found, key=lambda p: (os.path.getmtime(p), p))[-1]
@@ -411,8 +414,7 @@ def resolve(module, runner):
         test_data_path=p['test_data_path'],
         datasets_dir=pick('datasets_dir', 'generate.output_dir') or os.path.join(
             runner.home, '.local', 'share', 'instructlab', 'datasets'),
-        output_dir=p['output_dir'] or os.path.join(runner.home, '.local', 'share', 'instructlab',
-                                                     'trained'),
+        output_dir=p['output_dir'] or os.path.join(runner.home, '.local', 'share', 'instructlab', 'trained'),
     )
     if eff['pipeline'] not in ('simple', 'full', 'accelerated'):
         module.fail_json(msg='unsupported pipeline %r' % eff['pipeline'])

@@ -89,7 +89,7 @@ TRAIN = dict(venv=VENV, pipeline='simple', device='cpu', num_epochs=1, model_pat
 def sh(cmd, check=True, **kw):
     kw.setdefault('stdout', subprocess.PIPE)
     kw.setdefault('stderr', subprocess.PIPE)
-    res = subprocess.run(cmd, shell=isinstance(cmd, str), universal_newlines=True, **kw)
+    res = subprocess.run(cmd, shell=isinstance(cmd, str), universal_newlines=True, check=False, **kw)
     if check and res.returncode != 0:
         raise AssertionError('%s failed (rc=%d):\n%s\n%s' % (cmd, res.returncode, res.stdout[-3000:], res.stderr[-3000:]))
     return res
@@ -195,8 +195,9 @@ def host(tmp_path_factory):
         env['ANSIBLE_NOCOLOR'] = 'true'
         env['PATH'] = os.path.join(ROOT, '.venv', 'bin') + ':' + env.get('PATH', '')
         h = Host(inv, env, tmp)
-        # git for the local taxonomy; the service user; a 5-example compositional skill
-        on_host('for i in $(seq 30); do apt-get install -y -q --no-install-recommends git >/dev/null 2>&1 && break; '
+        # git for the local taxonomy, libgomp1 for llama_cpp (what the instructlab role installs);
+        # the service user; a 5-example compositional skill
+        on_host('for i in $(seq 30); do apt-get install -y -q --no-install-recommends git libgomp1 >/dev/null 2>&1 && break; '
                 'apt-get update -q >/dev/null 2>&1; sleep 3; done; command -v git')
         on_host('useradd --system --create-home --home-dir %s --shell /bin/bash instructlab' % HOME)
         h.module('ilab_config', dict(venv=VENV, taxonomy_base='empty', generate_pipeline='simple',
@@ -214,7 +215,7 @@ def host(tmp_path_factory):
             sh(['podman', 'rm', '-f', NAME], check=False, env=env)
 
 
-def kill_when(subcommand, log_glob, marker, timeout=900):
+def kill_when(proc, subcommand, log_glob, marker, timeout=900):
     """Wait until ``ilab ... SUBCOMMAND`` runs and its log (``log_glob``) contains
     ``marker``; then kill -9 its process group (the runner starts ilab in its own
     session, so the group is ilab and its helpers). Returns the pid."""
@@ -222,6 +223,9 @@ def kill_when(subcommand, log_glob, marker, timeout=900):
     pattern = 'bin/ilab --config [^ ]+ %s' % subcommand
     deadline = time.time() + timeout
     while time.time() < deadline:
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError('the module ended before ilab %s was killed:\n%s' % (subcommand, out[-5000:]))
         res = on_host("pid=$(pgrep -o -f '%s') || exit 3; grep -aqs '%s' %s || exit 4; "
                       "pgid=$(ps -o pgid= -p $pid | tr -d ' '); ps -o pid,pgid,args -g $pgid >&2; "
                       "kill -9 -- -$pgid; echo $pid" % (pattern, marker, log_glob), check=False)
@@ -236,7 +240,7 @@ def kill_when(subcommand, log_glob, marker, timeout=900):
 
 def test_generate_killed_midway_leaves_no_dataset(host):
     proc = host.background('ilab_data_generate', GENERATE)
-    kill_when('data generate', LOGS + '/ilab-data-generate-*.log', 'Running block')
+    kill_when(proc, 'data generate', LOGS + '/ilab-data-generate-*.log', 'Running block')
     out, err = proc.communicate(timeout=300)
     result = host.parse(subprocess.CompletedProcess([], proc.returncode, out, err))
     assert result.get('failed') and result['rc'] == -9, result
@@ -261,7 +265,7 @@ def test_generate_then_idempotent(host):
 
 def test_train_killed_midway_leaves_no_model(host):
     proc = host.background('ilab_model_train', TRAIN)
-    kill_when('model train', LOGS + '/ilab-model-train-train.log', 'LOADING THE BASE MODEL')
+    kill_when(proc, 'model train', LOGS + '/ilab-model-train-train.log', 'LOADING THE BASE MODEL')
     out, err = proc.communicate(timeout=300)
     result = host.parse(subprocess.CompletedProcess([], proc.returncode, out, err))
     assert result.get('failed') and result['rc'] == -9, result

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: (c) 2026, labforge engineers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Build the tiny trainable student model for `ilab model train --pipeline simple`.
@@ -60,9 +59,9 @@ def script_hash():
 
 def corpus(rng, lines=600):
     out = []
-    for _ in range(lines):
+    for dummy in range(lines):
         n = rng.randint(4, 14)
-        sent = ' '.join(rng.choice(WORDS) for _ in range(n))
+        sent = ' '.join(rng.choice(WORDS) for dummy in range(n))
         out.append(sent.capitalize() + rng.choice(['.', '?', '!', ',', ':']))
     out.append('0123456789 + - * / = ( ) [ ] { } " \' # @ & % $')
     return '\n'.join(out) + '\n'

@@ -49,6 +49,12 @@ class Fail(Exception):
     pass
 
 
+def raiser(exc):
+    def throw(self, **kw):
+        raise exc(kw)
+    return throw
+
+
 SKILL = '''version: 2
 task_description: Write haiku.
 created_by: labforge
@@ -79,6 +85,13 @@ class FakeJob(object):
 class Bed(object):
     """A home, a venv path, a config and a taxonomy in tmp_path; fakes for ilab."""
 
+    @staticmethod
+    def patched(fake):
+        """A function for the class attribute (called with the runner as first argument)."""
+        def method(runner, *args, **kwargs):
+            return fake(runner, *args, **kwargs)
+        return method
+
     def __init__(self, tmp_path, monkeypatch):
         self.tmp = str(tmp_path)
         self.home = os.path.join(self.tmp, 'home')
@@ -101,10 +114,10 @@ class Bed(object):
         monkeypatch.setattr(_ilab_runner.pwd, 'getpwnam', lambda name: fake_pw)
         monkeypatch.setattr(_ilab_runner.IlabRunner, 'check_venv', lambda self: None)
         monkeypatch.setattr(_ilab_runner.IlabRunner, 'ilab_version', lambda self: '0.26.1')
-        monkeypatch.setattr(_ilab_runner.IlabRunner, 'start', lambda r, *a, **k: self.fake_start(r, *a, **k))
-        monkeypatch.setattr(_ilab_runner.IlabRunner, 'run', lambda r, *a, **k: self.fake_run(r, *a, **k))
-        monkeypatch.setattr(basic.AnsibleModule, 'exit_json', lambda s, **kw: (_ for _ in ()).throw(Exit(kw)))
-        monkeypatch.setattr(basic.AnsibleModule, 'fail_json', lambda s, **kw: (_ for _ in ()).throw(Fail(kw)))
+        monkeypatch.setattr(_ilab_runner.IlabRunner, 'start', self.patched(self.fake_start))
+        monkeypatch.setattr(_ilab_runner.IlabRunner, 'run', self.patched(self.fake_run))
+        monkeypatch.setattr(basic.AnsibleModule, 'exit_json', raiser(Exit))
+        monkeypatch.setattr(basic.AnsibleModule, 'fail_json', raiser(Fail))
 
     def fake_run(self, runner, step, argv, **kw):
         self.calls.append(('run', list(argv), kw))
@@ -170,7 +183,7 @@ def test_first_run_generates_with_exact_command(bed):
     kind, r = bed.run(diff=True)
     assert kind == 'exit', r
     assert r['changed'] and r['generated']
-    (_, argv, kw), = bed.starts()
+    (dummy, argv, kw), = bed.starts()
     staging = argv[argv.index('--output-dir') + 1]
     assert os.path.basename(staging).startswith('.generate-%s.tmp-%d-' % (fpu.short(r['fingerprint']), os.getpid()))
     assert argv == expected_argv(bed, staging)
@@ -191,7 +204,7 @@ def test_first_run_generates_with_exact_command(bed):
 
 
 def test_same_inputs_unchanged_and_returns_existing_paths(bed):
-    _, first = bed.run()
+    dummy, first = bed.run()
     kind, r = bed.run(diff=True)
     assert kind == 'exit' and not r['changed'] and not r['generated']
     assert len(bed.starts()) == 1
@@ -201,7 +214,7 @@ def test_same_inputs_unchanged_and_returns_existing_paths(bed):
 
 @pytest.mark.parametrize('change', ['param', 'taxonomy', 'teacher', 'version'])
 def test_changed_inputs_regenerate(bed, change, monkeypatch):
-    _, first = bed.run()
+    dummy, first = bed.run()
     kw = {}
     if change == 'param':
         kw['sdg_scale_factor'] = 5
@@ -221,7 +234,7 @@ def test_changed_inputs_regenerate(bed, change, monkeypatch):
 
 
 def test_force_regenerates_in_place(bed):
-    _, first = bed.run()
+    dummy, first = bed.run()
     kind, r = bed.run(force=True)
     assert kind == 'exit' and r['changed'] and len(bed.starts()) == 2
     assert r['dataset_dir'] == first['dataset_dir']
@@ -239,7 +252,7 @@ def test_check_mode_runs_nothing(bed):
 
 
 def test_back_to_earlier_inputs_only_moves_latest(bed):
-    _, a = bed.run()
+    dummy, a = bed.run()
     bed.run(sdg_scale_factor=5)
     kind, r = bed.run()
     assert kind == 'exit' and r['changed'] and not r['generated']
@@ -280,7 +293,7 @@ def test_empty_train_file_fails(bed):
 def test_defaults_come_from_the_config(bed):
     kind, r = bed.run(model=None, pipeline=None, sdg_scale_factor=None, taxonomy_base=None, output_dir=None)
     assert kind == 'exit', r
-    (_, argv, _), = bed.starts()
+    (dummy, argv, dummy2), = bed.starts()
     staging = argv[argv.index('--output-dir') + 1]
     assert argv == expected_argv(bed, staging, pipeline='full', sf='30')
     assert r['dataset_dir'].startswith(bed.out + os.sep)
@@ -291,7 +304,7 @@ def test_endpoint_teacher_and_optional_flags(bed):
                       chunk_word_count=800, server_ctx_size=4096, batch_size=0, max_num_tokens=512,
                       model_family='mixtral', taxonomy_base='origin/main')
     assert kind == 'exit', r
-    (_, argv, _), = bed.starts()
+    (dummy, argv, dummy2), = bed.starts()
     staging = argv[argv.index('--output-dir') + 1]
     assert argv == expected_argv(bed, staging, model='teacher-model', base='origin/main')[:9] + [
         '--endpoint-url', 'http://127.0.0.1:8000/v1', '--sdg-scale-factor', '2',

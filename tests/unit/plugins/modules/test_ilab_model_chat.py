@@ -52,6 +52,12 @@ class Fail(Exception):
     pass
 
 
+def raiser(exc):
+    def throw(self, **kw):
+        raise exc(kw)
+    return throw
+
+
 class Api(BaseHTTPRequestHandler):
     answers = {}
     requests = []
@@ -77,8 +83,8 @@ class Api(BaseHTTPRequestHandler):
         req = json.loads(self.rfile.read(int(self.headers['Content-Length'])))
         Api.requests.append((self.path, req))
         q = req['messages'][-1]['content']
-        self._send(200, dict(choices=[dict(index=0, message=dict(role='assistant',
-                                                                   content=Api.answers.get(q, ' an answer ')))]))
+        message = dict(role='assistant', content=Api.answers.get(q, ' an answer '))
+        self._send(200, dict(choices=[dict(index=0, message=message)]))
 
 
 @pytest.fixture
@@ -114,8 +120,8 @@ def bed(tmp_path, monkeypatch):
                                            log_tail='Failed to start server: boom')
         return _ilab_runner.IlabResult(step, argv, rc=0, stdout=answers.get(q, 'The sea is wide.\n'), stderr='')
     monkeypatch.setattr(_ilab_runner.IlabRunner, 'run', fake_run)
-    monkeypatch.setattr(basic.AnsibleModule, 'exit_json', lambda s, **kw: (_ for _ in ()).throw(Exit(kw)))
-    monkeypatch.setattr(basic.AnsibleModule, 'fail_json', lambda s, **kw: (_ for _ in ()).throw(Fail(kw)))
+    monkeypatch.setattr(basic.AnsibleModule, 'exit_json', raiser(Exit))
+    monkeypatch.setattr(basic.AnsibleModule, 'fail_json', raiser(Fail))
 
     class B(object):
         pass

@@ -49,6 +49,12 @@ class Fail(Exception):
     pass
 
 
+def raiser(exc):
+    def throw(self, **kw):
+        raise exc(kw)
+    return throw
+
+
 SYSTEMCTL = '/usr/bin/systemctl'
 
 
@@ -86,8 +92,8 @@ class Bed(object):
                             lambda s, name, required=False, opt_dirs=None: '/usr/bin/' + name)
         monkeypatch.setattr(basic.AnsibleModule, 'run_command', lambda s, argv, **kw: self.systemctl(argv))
         monkeypatch.setattr(srv, 'wait_models', self.fake_wait)
-        monkeypatch.setattr(basic.AnsibleModule, 'exit_json', lambda s, **kw: (_ for _ in ()).throw(Exit(kw)))
-        monkeypatch.setattr(basic.AnsibleModule, 'fail_json', lambda s, **kw: (_ for _ in ()).throw(Fail(kw)))
+        monkeypatch.setattr(basic.AnsibleModule, 'exit_json', raiser(Exit))
+        monkeypatch.setattr(basic.AnsibleModule, 'fail_json', raiser(Fail))
 
     def systemctl(self, argv):
         self.calls.append(list(argv))

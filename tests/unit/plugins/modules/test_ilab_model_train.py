@@ -50,6 +50,12 @@ class Fail(Exception):
     pass
 
 
+def raiser(exc):
+    def throw(self, **kw):
+        raise exc(kw)
+    return throw
+
+
 # the end of a real simple-pipeline log (test bed, 2026-11-25)
 TRAIN_LOG = '''LINUX_TRAIN.PY: TRAINING
 {'train_runtime': 3.637, 'train_samples_per_second': 2.75, 'train_steps_per_second': 2.75, 'train_loss': 6.818511199951172, 'epoch': 1.0}
@@ -78,6 +84,13 @@ class FakeJob(object):
 
 
 class Bed(object):
+    @staticmethod
+    def patched(fake):
+        """A function for the class attribute (called with the runner as first argument)."""
+        def method(runner, *args, **kwargs):
+            return fake(runner, *args, **kwargs)
+        return method
+
     def __init__(self, tmp_path, monkeypatch):
         self.tmp = str(tmp_path)
         self.home = os.path.join(self.tmp, 'home')
@@ -111,10 +124,10 @@ class Bed(object):
         monkeypatch.setattr(_ilab_runner.pwd, 'getpwnam', lambda name: fake_pw)
         monkeypatch.setattr(_ilab_runner.IlabRunner, 'check_venv', lambda r: None)
         monkeypatch.setattr(_ilab_runner.IlabRunner, 'ilab_version', lambda r: '0.26.1')
-        monkeypatch.setattr(_ilab_runner.IlabRunner, 'start', lambda r, *a, **k: self.fake_start(r, *a, **k))
-        monkeypatch.setattr(_ilab_runner.IlabRunner, 'python', lambda r, *a, **k: self.fake_python(r, *a, **k))
-        monkeypatch.setattr(basic.AnsibleModule, 'exit_json', lambda s, **kw: (_ for _ in ()).throw(Exit(kw)))
-        monkeypatch.setattr(basic.AnsibleModule, 'fail_json', lambda s, **kw: (_ for _ in ()).throw(Fail(kw)))
+        monkeypatch.setattr(_ilab_runner.IlabRunner, 'start', self.patched(self.fake_start))
+        monkeypatch.setattr(_ilab_runner.IlabRunner, 'python', self.patched(self.fake_python))
+        monkeypatch.setattr(basic.AnsibleModule, 'exit_json', raiser(Exit))
+        monkeypatch.setattr(basic.AnsibleModule, 'fail_json', raiser(Fail))
 
     def fake_python(self, runner, step, script, args=None, env=None, cwd=None, **kw):
         self.calls.append(('python', step, dict(env=env, cwd=cwd)))
@@ -178,7 +191,7 @@ def test_simple_training_isolated_and_moved_into_place(bed):
     kind, r = bed.run(diff=True)
     assert kind == 'exit', r
     assert r['changed'] and r['trained']
-    (_, argv, kw), = bed.starts()
+    (dummy, argv, kw), = bed.starts()
     staging = kw['cwd']
     assert os.path.basename(staging).startswith('.train-%s.tmp-%d-' % (fpu.short(r['fingerprint']), os.getpid()))
     assert argv == [os.path.join(bed.venv, 'bin', 'ilab'), '--config', bed.cfg, 'model', 'train',
@@ -207,7 +220,7 @@ def test_simple_training_isolated_and_moved_into_place(bed):
 
 
 def test_rerun_is_unchanged(bed):
-    _, first = bed.run()
+    dummy, first = bed.run()
     kind, r = bed.run()
     assert kind == 'exit' and not r['changed'] and not r['trained']
     assert len(bed.starts()) == 1
@@ -216,7 +229,7 @@ def test_rerun_is_unchanged(bed):
 
 @pytest.mark.parametrize('change', ['epochs', 'data', 'student'])
 def test_changed_inputs_train_again_without_overwriting(bed, change):
-    _, first = bed.run()
+    dummy, first = bed.run()
     kw = {}
     if change == 'epochs':
         kw['num_epochs'] = 2
@@ -263,7 +276,7 @@ def test_full_pipeline_from_config_uses_messages_file(bed):
                       max_seq_len=512, gpus=2, nnodes=2, node_rank=1, rdzv_id=7,
                       rdzv_endpoint='10.0.0.1:12222', disable_flash_attn=True, learning_rate=2e-5)
     assert kind == 'exit', r
-    (_, argv, kw), = bed.starts()
+    (dummy, argv, kw), = bed.starts()
     staging = kw['cwd']
     assert argv == [os.path.join(bed.venv, 'bin', 'ilab'), '--config', bed.cfg, 'model', 'train',
                     '--pipeline', 'full', '--device', 'cpu', '--model-path', bed.student,
