@@ -222,6 +222,10 @@ def files_with(needle):
 
 def test_secrets_never_leak(host):
     token = 'hf_lfm6' + secrets.token_hex(16)
+    # positive control: the monitor does see a token on a command line
+    mon = start_monitor(token)
+    on_host('read -r t; (exec -a "control-$t" sleep 1)', input=token + '\n')
+    assert 'control-<TOKEN>' in stop_monitor(mon)
     on_host('umask 077; cat > /root/hf-token', input=token + '\n')
     mon = start_monitor(token)
     try:
