@@ -7,8 +7,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import os
-
 from ansible_collections.labforge.instructlab.plugins.modules import ilab_info as I
 
 from ilab_testlib import Recorder, run_module, make_venv
