@@ -22,15 +22,18 @@ description:
   - New values are validated with the installed InstructLab's own configuration model before
     the file is replaced.
 author:
-  - labforge engineers
+  - labforge engineers (@labforge)
 extends_documentation_fragment:
   - labforge.instructlab.ilab
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
   idempotent:
+    description: When run twice in a row, the second run reports no change.
     support: full
 options:
   init:
@@ -270,7 +273,7 @@ if validate:
             Config(**(yaml.safe_load(f) or {}))
     except Exception as e:
         print("INVALID: %s" % e)
-        sys.exit(3)
+        raise SystemExit(3)
 '''
 
 # a profile sets hardware values; the user's paths are left alone
@@ -333,10 +336,12 @@ def ensure_taxonomy(module, runner, path):
     runner.ensure_dir(path)
     git = ['git', '-c', 'user.name=labforge', '-c', 'user.email=labforge@localhost',
            '-c', 'init.defaultBranch=main']
-    for step, argv in (
-            ('create local taxonomy', git + ['init', '-q', '-b', 'main', path]),
-            ('commit empty taxonomy', git + ['-C', path, 'commit', '-q', '--allow-empty',
-                                              '-m', 'Local taxonomy (labforge.instructlab)'])):
+    steps = [
+        ('create local taxonomy', git + ['init', '-q', '-b', 'main', path]),
+        ('commit empty taxonomy', git + ['-C', path, 'commit', '-q', '--allow-empty',
+                                         '-m', 'Local taxonomy (labforge.instructlab)']),
+    ]
+    for step, argv in steps:
         res = runner.run(step, argv, log=False)
         if res.rc != 0:
             runner.fail(step, res)

@@ -17,15 +17,18 @@ description:
     C(nvidia-smi) query as M(labforge.instructlab.gpu_info)) where C(nvidia-smi) is present.
   - Read-only; runs the same in check mode.
 author:
-  - labforge engineers
+  - labforge engineers (@labforge)
 extends_documentation_fragment:
   - labforge.instructlab.ilab
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed, when in diff mode.
     support: none
   idempotent:
+    description: When run twice in a row, the second run reports no change.
     support: full
 options:
   gather:

@@ -31,16 +31,19 @@ description:
   - Secrets never reach a command line. The Hugging Face token goes to the download process in
     its environment (C(HF_TOKEN)); registry credentials stay in the auth file.
 author:
-  - labforge engineers
+  - labforge engineers (@labforge)
 extends_documentation_fragment:
   - labforge.instructlab.ilab
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: For V(oci) the registry is queried (read-only) to report the digest that would be fetched.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
   idempotent:
+    description: When run twice in a row, the second run reports no change.
     support: full
 options:
   source:
@@ -419,7 +422,9 @@ class Downloader(object):
             if len(descs) != 1 or descs[0].get('digest') != digest:
                 raise Fail('copied image has manifest %s, expected %s'
                            % ([d.get('digest') for d in descs], digest))
-            blob = lambda d: os.path.join(layout, 'blobs', 'sha256', normalize_sha256(d))  # noqa: E731
+
+            def blob(d):
+                return os.path.join(layout, 'blobs', 'sha256', normalize_sha256(d))
             if 'sha256:' + sha256_file(blob(digest)) != digest:
                 raise Fail('copied manifest does not match digest %s' % digest)
             with open(blob(digest)) as f:

@@ -26,16 +26,19 @@ description:
   - All-or-nothing. When one file is bad, no file is written and the taxonomy tree is left
     byte-identical.
 author:
-  - labforge engineers
+  - labforge engineers (@labforge)
 extends_documentation_fragment:
   - labforge.instructlab.ilab
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Validation (including C(ilab taxonomy diff) on a staging copy) runs in check mode too.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
   idempotent:
+    description: When run twice in a row, the second run reports no change.
     support: full
 options:
   taxonomy_path:

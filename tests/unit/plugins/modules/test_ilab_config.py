@@ -147,7 +147,7 @@ def test_check_mode_changes_nothing(tmp_path, monkeypatch):
     assert not os.path.exists(e.cfg) and not os.path.exists(e.tax)
     assert e.rec.steps() == ['ilab version']      # only the read-only probe really ran
     assert r['effective'] == {'serve.server.port': 8001, 'generate.taxonomy_path': e.tax,
-                           'evaluate.mt_bench_branch.taxonomy_path': e.tax}
+                              'evaluate.mt_bench_branch.taxonomy_path': e.tax}
 
 
 def test_check_mode_existing_config_reports_diff(tmp_path, monkeypatch):
