@@ -228,16 +228,29 @@ def test_secrets_never_leak(host):
     on_host('read -r t; (exec -a "control-$t" sleep 1)', input=token + '\n')
     assert 'control-<TOKEN>' in stop_monitor(mon)
     on_host('umask 077; cat > /root/hf-token', input=token + '\n')
+    # a stand-in Hub on the test host that answers only to this token (given on stdin)
+    on_host('rm -rf /root/hf; mkdir -p /root/hf/labforge/tiny-GGUF; '
+            'head -c 100000 /dev/urandom > /root/hf/labforge/tiny-GGUF/tiny.Q4_K_M.gguf')
+    hub = subprocess.Popen(['podman', 'exec', '-i', NAME, 'python3', '/srv/testbed/fake_hf.py', '8765', '/root/hf'],
+                           stdin=subprocess.PIPE, text=True)
+    hub.stdin.write(token + '\n')
+    hub.stdin.flush()
+    time.sleep(1)
     mon = start_monitor(token)
     try:
-        # the HF path: the download fails (the endpoint is unreachable), the token must not leak
         res = host.playbook('secrets.yml', '-vvv', env={'LFM6_HF_TOKEN': token}, check=False)
     finally:
         hits = stop_monitor(mon)
+        on_host('kill $(pgrep -f "fake_hf.py 8765") 2>/dev/null || true')
+        hub.wait(timeout=30)
     out = res.stdout + res.stderr
     assert 'PLAY RECAP' in out and 'failed=0' in out, out[-6000:]
     assert token not in out
-    assert 'hf download failed' in out           # the HF step really ran and failed as expected
+    assert 'hf download failed' in out           # the wrong-token step really ran and failed
+    # the token reached the Hub (in the Authorization header, from the environment)
+    requests = on_host('cat /root/hf/requests.log').stdout
+    assert 'GET /labforge/tiny-GGUF/resolve/main/tiny.Q4_K_M.gguf 200 auth_ok=True' in requests, requests
+    assert 'auth_ok=False' in requests             # the wrong token was refused
     assert hits == '', 'token seen in a process argument list: %s' % hits
     leaked = files_with(token)
     assert leaked == ['/root/hf-token'], leaked
