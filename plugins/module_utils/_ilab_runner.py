@@ -53,6 +53,7 @@ API summary (stable; only additions from now on)::
     res.log_path, res.log_tail, res.skipped (check mode), res.duration
 
     job = runner.start('train', argv, log_name='train')  # Popen-style, returns at once
+                                     # (IlabRunnerError when the program cannot start)
     job.log_path, job.status_path    # status JSON written next to the log at start
     res = job.wait(timeout=None)     # IlabResult; status JSON updated with rc/finished
 
@@ -66,6 +67,8 @@ API summary (stable; only additions from now on)::
     runner.mask(text)                    # mask every registered secret
     runner.add_secret(value)
     runner.ensure_dir(path, mode=0o755)  # directory owned by the service user
+    runner.log_path_for(log_name)        # <log_dir>/<log_name>.log, known before a step starts
+    runner.check_user(), runner.check_venv()   # fail_json with a clear message
 
 In check mode (``module.check_mode``) :meth:`run` and :meth:`start` refuse to
 run steps with ``changes_state=True`` (the default): they return an
@@ -263,7 +266,7 @@ class IlabRunner(object):
             self.pw = pwd.getpwnam(self.user)
         except KeyError:
             self.pw = None
-        self.home = self.pw.pw_dir if self.pw else os.path.expanduser('~' + self.user)
+        self.home = self.pw.pw_dir if self.pw else os.path.join('/home', self.user)
         self.default_config_path = os.path.join(self.home, '.config', 'instructlab', 'config.yaml')
         self.config_path = config_path or self.default_config_path
         self.log_dir = log_dir or os.path.join(self.home, '.local', 'state', 'labforge', 'logs')
@@ -556,8 +559,13 @@ class IlabRunner(object):
         logf, log_path = self._open_log(step, log_name, masked)
         status_path = log_path[:-len('.log')] + '.status.json'
         started = time.time()
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, **self._popen_kwargs(full_env, cwd))
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, **self._popen_kwargs(full_env, cwd))
+        except OSError as e:
+            logf.write(('cannot start: %s\n' % e).encode('utf-8'))
+            logf.close()
+            raise IlabRunnerError('%s: cannot start %s: %s' % (step, masked[0], e))
 
         def pump():
             try:

@@ -238,3 +238,9 @@ def test_yaml_with_and_without_host_pyyaml(tmp_path, monkeypatch, host_has_yaml)
     cfg = tmp_path / 'c.yaml'
     cfg.write_text('serve:\n  server:\n    port: 8000\n')
     assert r.read_config(str(cfg)) == {'serve': {'server': {'port': 8000}}}
+
+
+def test_start_missing_program_raises(runner):
+    with pytest.raises(R.IlabRunnerError, match='cannot start'):
+        runner.start('bg', ['/nonexistent/ilab'], log_name='missing')
+    assert 'cannot start' in open(runner.log_path_for('missing')).read()
