@@ -73,7 +73,7 @@ def test_first_run_report_lists_every_step(reports):
         assert any(t.startswith(step) for t in tasks), "step %r missing from the report" % step
     roles = {s.get("role") for s in hrep["steps"]}
     for role in PROVISION_ROLES:
-        assert role in roles or role.split(".")[-1] in roles, role
+        assert role in roles or role.rsplit(".", maxsplit=1)[-1] in roles, role
     assert hrep["endpoint"].startswith("http://127.0.0.1:8000")
     assert hrep["versions"]["instructlab"] == "0.26.1"
 
