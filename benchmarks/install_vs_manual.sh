@@ -17,7 +17,7 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# shellcheck source=tests/testbed/env.sh
+# shellcheck disable=SC1091  # sourced from the repository
 source "$repo/tests/testbed/env.sh"
 image=${LABFORGE_TEST_IMAGE:-$("$repo/tests/testbed/build-image.sh")}
 prefix=${BENCH_PREFIX:-lfbench}
@@ -49,7 +49,9 @@ start_host() {  # name [extra podman args...]
 check_result() {  # name python -> "works" or "BROKEN: ..."
     local name=$1 py=$2 problems=()
     podman exec "$name" "$py" -m pip check >"$work/$name.check" 2>&1 || problems+=("pip check: $(head -3 "$work/$name.check" | tr '\n' ';')")
-    podman exec "$name" "$py" -c 'import torch, llama_cpp, instructlab' >"$work/$name.import" 2>&1 \
+    # what `ilab data generate` / `ilab model train` import (datasets+pyarrow+numpy, transformers)
+    podman exec "$name" "$py" -c 'import torch, llama_cpp, instructlab, numpy, pyarrow, datasets, transformers, instructlab.sdg, instructlab.training' \
+        >"$work/$name.import" 2>&1 \
         || problems+=("import: $(tail -1 "$work/$name.import")")
     podman exec "$name" bash -c "PATH=\$(dirname $py):\$PATH ilab --version" >"$work/$name.ilab" 2>&1 \
         || problems+=("ilab --version: $(tail -1 "$work/$name.ilab")")

@@ -27,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -220,8 +221,11 @@ def build_wheel(log, plan, py, wheel, env):
         benv = dict(env)
         if wheel.get("native"):
             benv.update(plan.get("build_env") or {})
+        # --no-binary for this package only: ":all:" would also compile its build
+        # dependencies (scikit-build-core, ...) from source in the isolated build env;
+        # --use-pep517: setup.py-only sdists (pylatexenc) get setuptools+wheel there too
         argv = [py, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir", "--require-hashes",
-                "--no-binary", ":all:", "-r", req, "-w", tmp]
+                "--no-binary", name, "--use-pep517", "-r", req, "-w", tmp]
         if not wheel.get("isolation", True):
             argv.insert(4, "--no-build-isolation")
         if plan.get("index_url"):
@@ -311,6 +315,13 @@ def install(plan):
     log.line("==== install %s (%s) into %s" % (plan["desired"]["instructlab_version"],
                                               plan["desired"]["accelerator"], venv))
     try:
+        missing = [w for w in plan.get("wheels", []) if not wheel_dir_ok(w["dir"])]
+        if missing and not plan.get("build"):
+            # fail before spending minutes on a venv that cannot be completed
+            raise Failure("%s missing from the wheelhouse (%s) and this host is not the one that builds "
+                          "them (did the building host fail?)" % (
+                              ", ".join("%s==%s" % (w["name"], w["version"]) for w in missing),
+                              os.path.dirname(missing[0]["dir"])))
         if os.path.exists(venv):
             log.line("removing leftover %s" % venv)
             shutil.rmtree(venv)
@@ -391,7 +402,12 @@ def wheels(plan):
         return result
 
 
+def _terminated(signum, _frame):
+    raise Failure("terminated by signal %d" % signum)
+
+
 def main():
+    signal.signal(signal.SIGTERM, _terminated)
     if len(sys.argv) < 2 or sys.argv[1] not in ("probe", "install", "wheels"):
         sys.stderr.write(__doc__)
         return 2
