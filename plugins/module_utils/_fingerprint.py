@@ -235,21 +235,28 @@ def _pid_alive(pid):
     return True
 
 
-def clean_stale_staging(final):
+def clean_stale_staging(final, family=None):
     """Remove temporary directories of earlier runs for ``final`` whose process
-    is gone (a killed run). Returns the removed paths."""
+    is gone (a killed run); with ``family`` (e.g. ``'train-'``) those of every
+    result named ``family*`` in the same directory. Returns the removed paths."""
     parent, name = os.path.split(os.path.abspath(final))
-    prefix = '.%s%s' % (name, STAGING_MARK)
     removed = []
     try:
         entries = os.listdir(parent)
     except OSError:
         return removed
-    for entry in entries:
-        if not entry.startswith(prefix):
-            continue
+    for entry in sorted(entries):
+        if family:
+            if not entry.startswith('.' + family) or STAGING_MARK not in entry:
+                continue
+            rest = entry.split(STAGING_MARK, 1)[1]
+        else:
+            prefix = '.%s%s' % (name, STAGING_MARK)
+            if not entry.startswith(prefix):
+                continue
+            rest = entry[len(prefix):]
         try:
-            pid = int(entry[len(prefix):].split('-', 1)[0])
+            pid = int(rest.split('-', 1)[0])
         except ValueError:
             pid = None
         if pid is not None and pid != os.getpid() and _pid_alive(pid):

@@ -549,7 +549,7 @@ def main():
     manifest = existing if done else None
     if run and not module.check_mode:
         runner.ensure_dir(eff['output_dir'])
-        fpu.clean_stale_staging(final)
+        fpu.clean_stale_staging(final, family=p['name'] + '-')
         staging = fpu.staging_dir(final)
         runner.ensure_dir(staging, 0o755)
         try:

@@ -15,7 +15,7 @@ teacher, and the tiny trainable student (tests/testbed/make-student.py, built
 with the venv's python, cached in $LABFORGE_CACHE/models/student-<hash>/).
 
 The tests run in file order on one host: killed generate -> generate ->
-idempotence; killed train -> train -> idempotence; serve two models ->
+idempotence; killed train module (orphaned ilab) -> train -> idempotence; serve two models ->
 idempotence -> kill -9 -> systemd brings it back; chat; stop/absent. Each
 module call is run through ansible-playbook with the json callback, so the
 assertions read the module's own result (changed, diff, paths, timings).
@@ -81,7 +81,7 @@ seed_examples:
       dark rooms breathe slowly
 '''
 
-GENERATE = dict(venv=VENV, model=TEACHER, pipeline='simple', sdg_scale_factor=2, taxonomy_base='empty',
+GENERATE = dict(venv=VENV, model=TEACHER, pipeline='simple', sdg_scale_factor=1, taxonomy_base='empty',
                 max_num_tokens=512)
 TRAIN = dict(venv=VENV, pipeline='simple', device='cpu', num_epochs=1, model_path=STUDENT, data_path='latest')
 
@@ -215,10 +215,12 @@ def host(tmp_path_factory):
             sh(['podman', 'rm', '-f', NAME], check=False, env=env)
 
 
-def kill_when(proc, subcommand, log_glob, marker, timeout=900):
+def kill_when(proc, subcommand, log_glob, marker, timeout=900, module=False):
     """Wait until ``ilab ... SUBCOMMAND`` runs and its log (``log_glob``) contains
     ``marker``; then kill -9 its process group (the runner starts ilab in its own
-    session, so the group is ilab and its helpers). Returns the pid."""
+    session, so the group is ilab and its helpers) or, with ``module``, the
+    module process that started it (ilab is left orphaned, as after an ``async``
+    timeout). Returns the ilab pid."""
     # a regex that cannot match the command line of the shell running it
     pattern = 'bin/ilab --config [^ ]+ %s' % subcommand
     deadline = time.time() + timeout
@@ -227,8 +229,10 @@ def kill_when(proc, subcommand, log_glob, marker, timeout=900):
             out, err = proc.communicate()
             raise AssertionError('the module ended before ilab %s was killed:\n%s' % (subcommand, out[-5000:]))
         res = on_host("pid=$(pgrep -o -f '%s') || exit 3; grep -aqs '%s' %s || exit 4; "
-                      "pgid=$(ps -o pgid= -p $pid | tr -d ' '); ps -o pid,pgid,args -g $pgid >&2; "
-                      "kill -9 -- -$pgid; echo $pid" % (pattern, marker, log_glob), check=False)
+                      "pgid=$(ps -o pgid= -p $pid | tr -d ' '); ppid=$(ps -o ppid= -p $pid | tr -d ' '); "
+                      "ps -o pid,ppid,pgid,args -p $ppid -g $pgid >&2; "
+                      "if [ %s = 1 ]; then kill -9 $ppid; else kill -9 -- -$pgid; fi; echo $pid"
+                      % (pattern, marker, log_glob, 1 if module else 0), check=False)
         if res.returncode == 0:
             print('killed:\n' + res.stderr)
             return int(res.stdout.split()[0])
@@ -263,18 +267,23 @@ def test_generate_then_idempotent(host):
     assert m['fingerprint'] == a1['fingerprint'] and m['ilab_version'] == '0.26.1'
 
 
-def test_train_killed_midway_leaves_no_model(host):
+def test_train_module_killed_midway_leaves_no_model(host):
+    # the module (not ilab) dies, e.g. an async timeout: ilab is orphaned in its own session
     proc = host.background('ilab_model_train', TRAIN)
-    kill_when(proc, 'model train', LOGS + '/ilab-model-train-train.log', 'LOADING THE BASE MODEL')
+    host.orphan = kill_when(proc, 'model train', LOGS + '/ilab-model-train-train.log', 'LOADING THE BASE MODEL',
+                            module=True)
     out, err = proc.communicate(timeout=300)
-    result = host.parse(subprocess.CompletedProcess([], proc.returncode, out, err))
-    assert result.get('failed') and result['rc'] == -9, result
-    assert not on_host('ls -A %s' % TRAINED).stdout.split()
+    assert proc.returncode != 0, out[-3000:]
+    listing = on_host('ls -A %s' % TRAINED).stdout.split()
+    assert not [e for e in listing if e.startswith('train-')], listing  # no final result
     assert 'GGUF' not in on_host('ls %s/.local/share/instructlab/checkpoints' % HOME).stdout
 
 
 def test_train_then_idempotent(host):
     c1, a1, a2, took = four_times(host, 'ilab_model_train', TRAIN)
+    # the orphaned ilab of the killed module was stopped, its directory removed
+    assert on_host('kill -0 %d 2>/dev/null || echo gone' % host.orphan, check=False).stdout.strip() == 'gone'
+    assert on_host('ls -A %s' % TRAINED).stdout.split() == [os.path.basename(a1['model_dir'])]
     TIMINGS['train_s'] = round(took, 1)
     TIMINGS['train_ilab_s'] = a1['duration']
     TIMINGS['train_final_loss'] = a1['final_loss']
@@ -329,8 +338,7 @@ def test_kill_9_systemd_restarts_and_module_reports_healthy(host):
 
 def test_chat_answers(host):
     r = host.module('ilab_model_chat', dict(venv=VENV, endpoint_url='http://127.0.0.1:8101/v1',
-                                            questions=['Write a haiku about the sea.', 'What is 2 + 2?'],
-                                            max_tokens=48))
+                                            questions=['Write a haiku about the sea.'], max_tokens=48))
     assert not r['changed'] and all(a['answer'] for a in r['answers']), r['answers']
     TIMINGS['chat_ilab_latency_s'] = [a['latency'] for a in r['answers']]
     r = host.module('ilab_model_chat', dict(venv=VENV, method='http', endpoint_url='http://127.0.0.1:8101/v1',

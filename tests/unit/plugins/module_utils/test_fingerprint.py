@@ -162,3 +162,13 @@ def test_latest_dataset(tmp_path):
     assert fpu.latest_dataset(ds)['dir'] == d
     fpu.write_pointer(os.path.join(ds, fpu.GENERATE_POINTER), dict(dir=d, fingerprint='sha256:2'))
     assert fpu.latest_dataset(ds) is None  # pointer and manifest disagree
+
+
+def test_clean_stale_staging_of_a_whole_family(tmp_path):
+    old_inputs = str(tmp_path / '.train-aaaa.tmp-999999999-1')
+    other_name = str(tmp_path / '.other-bbbb.tmp-999999999-1')
+    result = str(tmp_path / 'train-aaaa')
+    for d in (old_inputs, other_name, result):
+        os.makedirs(d)
+    assert fpu.clean_stale_staging(str(tmp_path / 'train-cccc'), family='train-') == [old_inputs]
+    assert os.path.isdir(other_name) and os.path.isdir(result)
