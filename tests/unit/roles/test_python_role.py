@@ -292,3 +292,28 @@ def test_default_version_is_the_newest_311_of_the_pinned_pyenv():
     releases = sorted((tuple(int(p) for p in n.rsplit("/", 1)[1].split(".")) for n in names
                        if n.rsplit("/", 1)[1].startswith("3.11.") and n.rsplit("/", 1)[1].replace(".", "").isdigit()))
     assert defaults["python_version"] == ".".join(map(str, releases[-1]))
+
+
+def test_archive_source_is_unpacked_and_unknown_version_named(tmp_path):
+    """Real run on the controller (no packages, no build): pyenv from a release
+    archive, then a python_version the pinned pyenv does not know."""
+    git_dir = _pinned_pyenv_git_dir()
+    if git_dir is None:
+        pytest.skip("no copy of pyenv %s here (run tests/testbed/make-python-mirror.sh)" % PINNED_PYENV_COMMIT)
+    archive = tmp_path / "pyenv-2.6.30.tar.gz"
+    subprocess.run(["git", "-C", git_dir, "archive", "--format=tar.gz", "--prefix=pyenv-2.6.30/",
+                    "-o", str(archive), PINNED_PYENV_COMMIT], check=True)
+    root = tmp_path / "opt-pyenv"
+    rc, out, calls = _run(tmp_path, _facts("Rocky", 9, "RedHat", "dnf"), {
+        "python_pyenv_root": str(root), "python_pyenv_source": str(archive),
+        "python_manage_build_deps": False, "python_version": "3.11.99", "python_link_dir": ""}, check=False)
+    assert rc != 0
+    ran = [action for _, action, res in _results(out) if res and not res.get("skipped")]
+    assert "ansible.builtin.unarchive" in ran and "ansible.builtin.git" not in ran
+    assert (root / "bin" / "pyenv").is_file()
+    msg = _failure(out)
+    assert "python_version '3.11.99' is unknown to pyenv v2.6.30 in %s" % root in msg
+    assert "3.11.14, 3.11.15" in msg
+    assert calls == []
+    versions = root / "versions"
+    assert not versions.exists() or os.listdir(versions) == []
