@@ -241,7 +241,7 @@ def test_secrets_never_leak(host):
         res = host.playbook('secrets.yml', '-vvv', env={'LFM6_HF_TOKEN': token}, check=False)
     finally:
         hits = stop_monitor(mon)
-        on_host('kill $(pgrep -f "fake_hf.py 8765") 2>/dev/null || true')
+        on_host('kill $(pgrep -f "fake_hf[.]py 8765") 2>/dev/null || true')
         hub.wait(timeout=30)
     out = res.stdout + res.stderr
     assert 'PLAY RECAP' in out and 'failed=0' in out, out[-6000:]
