@@ -57,7 +57,9 @@ API summary (stable; only additions from now on)::
     job.log_path, job.status_path    # status JSON written next to the log at start
     res = job.wait(timeout=None)     # IlabResult; status JSON updated with rc/finished
 
-    runner.python(script, args=[...])    # run the venv's python as the user (IlabResult)
+    runner.python('step', script, args=[...], changes_state=False, **run_kwargs)
+                                         # `venv/bin/python -c script args` as the user
+                                         # (IlabResult; log=False unless given)
     runner.ilab_version()                # '0.26.1' or None
     runner.read_config()                 # dict ({} when the file is missing)
     runner.yaml_load(text), runner.yaml_dump(data, block=False)
