@@ -56,7 +56,8 @@ def test_venv_is_an_owned_symlinked_build(host):
     target = link.linked_to
     assert target.startswith("/opt/instructlab/venvs/0.26.1-cpu-")
     assert host.file(target).user == USER
-    assert host.file(target + "/bin/python").user == USER
+    assert host.file(target + "/bin/ilab").user == USER
+    assert host.file(target + "/lib/python3.11/site-packages/instructlab").user == USER
     # only the active build is kept
     assert host.run("ls /opt/instructlab/venvs").stdout.split() == [target.rsplit("/", 1)[1]]
 
