@@ -66,7 +66,7 @@ options:
     type: int
     default: 8000
   backend:
-    description: Serving backend (C(serve.backend)). V(vllm) needs vLLM installed in the venv.
+    description: Serving backend (C(serve.backend)). V(vllm) needs vLLM installed in the venv (checked first).
     type: str
     choices: [llama-cpp, vllm]
     default: llama-cpp
@@ -382,6 +382,11 @@ def main():
     runner.check_venv()
     if not os.path.exists(p['model_path']):
         module.fail_json(msg='model %s does not exist' % p['model_path'], **result)
+    if p['backend'] == 'vllm':
+        res = runner.python('check vllm', 'import importlib.util, sys; sys.exit(0 if importlib.util.find_spec("vllm") else 3)')
+        if res.rc != 0:
+            module.fail_json(msg='backend=vllm but vLLM is not installed in %s (use llama-cpp or install vllm)'
+                             % runner.venv, **result)
     if not os.path.isfile(runner.config_path):
         module.fail_json(msg='%s does not exist: initialise InstructLab first (labforge.instructlab.ilab_config)'
                          % runner.config_path, **result)

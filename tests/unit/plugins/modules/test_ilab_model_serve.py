@@ -285,3 +285,20 @@ def test_exec_line_quoting():
     assert srv.exec_line(['/v/ilab', '--model-path', '/m/a b%.gguf']) == '/v/ilab --model-path "/m/a b%%.gguf"'
     assert srv.env_line('K', 'a"b') == '"K=a\\"b"'
     assert srv.base_url('::', 80) == 'http://[::1]:80'
+
+
+def test_vllm_needs_vllm_in_the_venv(bed, monkeypatch):
+    seen = []
+
+    def fake_python(runner, step, script, **kw):
+        seen.append(script)
+        return _ilab_runner.IlabResult(step, ['python'], rc=3 if not seen[1:] else 0)
+    monkeypatch.setattr(_ilab_runner.IlabRunner, 'python', fake_python)
+    kind, r = bed.run(backend='vllm', gpus=2)
+    assert kind == 'fail' and 'vLLM is not installed' in r['msg'] and 'find_spec("vllm")' in seen[0]
+    kind, r = bed.run(backend='vllm', gpus=2, vllm_args=['--max-model-len', '4096'])
+    assert kind == 'exit', r
+    with open(r['config_path']) as f:
+        cfg = yaml.safe_load(f)
+    assert cfg['serve']['backend'] == 'vllm'
+    assert cfg['serve']['vllm'] == dict(gpus=2, vllm_args=['--max-model-len', '4096'])
