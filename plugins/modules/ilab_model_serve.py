@@ -383,8 +383,8 @@ def main():
     if not os.path.exists(p['model_path']):
         module.fail_json(msg='model %s does not exist' % p['model_path'], **result)
     if p['backend'] == 'vllm':
-        res = runner.python('check vllm', 'import importlib.util, sys; sys.exit(0 if importlib.util.find_spec("vllm") else 3)')
-        if res.rc != 0:
+        res = runner.python('check vllm', 'import importlib.util; print(importlib.util.find_spec("vllm") is not None)')
+        if res.rc != 0 or res.stdout.strip() != 'True':
             module.fail_json(msg='backend=vllm but vLLM is not installed in %s (use llama-cpp or install vllm)'
                              % runner.venv, **result)
     if not os.path.isfile(runner.config_path):

@@ -292,7 +292,7 @@ def test_vllm_needs_vllm_in_the_venv(bed, monkeypatch):
 
     def fake_python(runner, step, script, **kw):
         seen.append(script)
-        return _ilab_runner.IlabResult(step, ['python'], rc=3 if not seen[1:] else 0)
+        return _ilab_runner.IlabResult(step, ['python'], rc=0, stdout='False\n' if not seen[1:] else 'True\n')
     monkeypatch.setattr(_ilab_runner.IlabRunner, 'python', fake_python)
     kind, r = bed.run(backend='vllm', gpus=2)
     assert kind == 'fail' and 'vLLM is not installed' in r['msg'] and 'find_spec("vllm")' in seen[0]
