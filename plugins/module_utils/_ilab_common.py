@@ -147,7 +147,12 @@ def dotted_get(data, key, default=_MISSING):
 
 
 def dotted_has(data, key):
-    return dotted_get(data, key, _MISSING) is not _MISSING
+    cur = data
+    for part in key.split('.'):
+        if not isinstance(cur, dict) or part not in cur:
+            return False
+        cur = cur[part]
+    return True
 
 
 def dotted_set(data, key, value):

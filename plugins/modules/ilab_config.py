@@ -102,8 +102,10 @@ options:
         V(nvidia/a100/a100_x4) (a profile shipped in the installed InstructLab's C(profiles/)
         directory, without C(.yaml)) or the absolute path of a profile YAML file.
       - V(auto) picks the profile from the GPU facts in O(gpu_facts) with the collection's
-        C(choose_profile) logic (the one C(labforge.instructlab.gpu_info) uses). When it picks
-        no profile (no GPU), nothing is applied.
+        C(choose_profile) logic (the one C(labforge.instructlab.gpu_info) uses). Without
+        O(gpu_facts) the module asks C(nvidia-smi) on the host itself (no C(nvidia-smi) means no
+        GPU). When it picks no profile (no GPU, no matching profile), nothing is applied and
+        RV(train_profile_reason) says why.
       - Explicit options (such as O(gpus), O(train_pipeline)) win over the profile's values.
       - The profile's paths (C(model_path), C(data_path), C(ckpt_output_dir), ...) are not applied.
     type: str
@@ -284,6 +286,21 @@ PROFILE_DIR = ('import os, instructlab; '
                'print(os.path.join(os.path.dirname(instructlab.__file__), "profiles"))')
 
 
+def detect_gpus(module):
+    """The host's NVIDIA GPUs (same query as gpu_info); [] without nvidia-smi."""
+    smi = module.get_bin_path('nvidia-smi')
+    if not smi:
+        return []
+    rc, out, err = module.run_command(_gpu.query_argv(smi))
+    if rc != 0:
+        status, reason = _gpu.classify_failure(rc, out, err)
+        if status == getattr(_gpu, 'STATUS_NO_GPU', 'no_gpu'):
+            return []
+        module.fail_json(msg='train_profile=auto: cannot read the GPUs: %s (pass gpu_facts from '
+                             'labforge.instructlab.gpu_info, or a profile name)' % reason)
+    return _gpu.parse_query_csv(out)
+
+
 def resolve_profile(module, runner, name, gpu_facts, version):
     """Return (profile_name_or_path, train_dict) or (None, {})."""
     overrides = {}
@@ -293,6 +310,8 @@ def resolve_profile(module, runner, name, gpu_facts, version):
         if _gpu is None or not hasattr(_gpu, 'choose_profile'):
             module.fail_json(msg='train_profile=auto needs module_utils._gpu.choose_profile, '
                                  'which this collection build does not have')
+        if gpu_facts is None:
+            gpu_facts = detect_gpus(module)
         choice = _gpu.choose_profile(gpu_facts or [], version)
         reason = None
         if isinstance(choice, (tuple, list)):
@@ -479,6 +498,9 @@ def main():
     current = runner.read_config() if os.path.isfile(runner.config_path) else {}
     changes = {}
     for key, value in desired.items():
+        if current and not dotted_has(current, key):
+            module.warn('%s is not a key of %s yet: check its spelling (InstructLab ignores '
+                        'unknown keys)' % (key, runner.config_path))
         if not dotted_has(current, key) or dotted_get(current, key) != value:
             changes[key] = value
     result['changed_keys'] = sorted(changes)

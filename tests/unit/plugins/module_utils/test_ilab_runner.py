@@ -244,3 +244,33 @@ def test_start_missing_program_raises(runner):
     with pytest.raises(R.IlabRunnerError, match='cannot start'):
         runner.start('bg', ['/nonexistent/ilab'], log_name='missing')
     assert 'cannot start' in open(runner.log_path_for('missing')).read()
+
+
+def test_common_helpers(tmp_path):
+    """module_utils._ilab_common: dotted keys, digests, atomic replacement."""
+    import hashlib
+    from ansible_collections.labforge.instructlab.plugins.module_utils import _ilab_common as C
+    d = {'a': {'b': None, 'c': {'d': 1}}}
+    assert C.dotted_has(d, 'a.b') and not C.dotted_has(d, 'a.x') and not C.dotted_has(d, 'a.b.c')
+    assert C.dotted_get(d, 'a.c.d') == 1 and C.dotted_get(d, 'a.x') is None and C.dotted_get(d, 'a.x', 5) == 5
+    C.dotted_set(d, 'a.b.e', 2)
+    assert d['a']['b'] == {'e': 2}
+    assert C.flatten(d) == {'a.b.e': 2, 'a.c.d': 1}
+    assert C.normalize_sha256('SHA256:' + 'A' * 64) == 'a' * 64
+    with pytest.raises(ValueError):
+        C.normalize_sha256('sha256:xyz')
+    root = tmp_path / 'tree'
+    (root / 's').mkdir(parents=True)
+    (root / 'x').write_bytes(b'x')
+    (root / 's' / 'y').write_bytes(b'y')
+    digest, info = C.tree_digest(str(root))
+    lines = ''.join('%s  %s\n' % (hashlib.sha256(c).hexdigest(), n) for n, c in [('s/y', b'y'), ('x', b'x')])
+    assert digest == 'sha256:' + hashlib.sha256(lines.encode()).hexdigest()
+    assert info['x'] == {'sha256': hashlib.sha256(b'x').hexdigest(), 'size': 1}
+    new = tmp_path / 'new'
+    new.mkdir()
+    (new / 'z').write_text('z')
+    C.replace_path(str(new), str(root))
+    assert os.listdir(str(root)) == ['z'] and sorted(os.listdir(str(tmp_path))) == ['tree']
+    C.atomic_write(str(tmp_path / 'f'), 'text', mode=0o600)
+    assert (tmp_path / 'f').read_text() == 'text' and oct((tmp_path / 'f').stat().st_mode & 0o777) == '0o600'

@@ -250,3 +250,41 @@ def test_failed_init_reports_step_and_log(tmp_path, monkeypatch):
     assert r['failed'] and r['step'] == 'ilab config init'
     assert 'Failed to clone' in r['msg'] and 'config init --non-interactive' in r['msg']
     assert not os.path.exists(e.cfg)
+
+
+def test_train_profile_auto_asks_nvidia_smi(tmp_path, monkeypatch):
+    e = Env(tmp_path, monkeypatch)
+    os.makedirs(os.path.join(e.tax, '.git'))
+    e.write(INIT_CONFIG)
+    seen = []
+    monkeypatch.setattr(ilab_config.AnsibleModule, 'get_bin_path',
+                        lambda self, name, required=False, opt_dirs=None: '/usr/bin/nvidia-smi')
+
+    def run_command(self, argv, **kw):
+        seen.append(argv)
+        return 0, ''.join('%d, NVIDIA A100-SXM4-80GB, GPU-%d, 81920, 0, 550.54.15\n' % (i, i) for i in range(4)), ''
+    monkeypatch.setattr(ilab_config.AnsibleModule, 'run_command', run_command)
+    r = run_module(monkeypatch, ilab_config.main, e.args(taxonomy_path=None, train_profile='auto'))
+    assert seen == [['/usr/bin/nvidia-smi', '--query-gpu=index,name,uuid,memory.total,memory.used,driver_version',
+                     '--format=csv,noheader,nounits']]
+    assert r['train_profile'] == 'nvidia/a100/a100_x4.yaml'
+    assert yaml.safe_load(open(e.cfg))['train']['nproc_per_node'] == 4
+
+
+def test_train_profile_auto_without_nvidia_smi(tmp_path, monkeypatch):
+    e = Env(tmp_path, monkeypatch)
+    os.makedirs(os.path.join(e.tax, '.git'))
+    e.write(INIT_CONFIG)
+    monkeypatch.setattr(ilab_config.AnsibleModule, 'get_bin_path', lambda self, name, required=False, opt_dirs=None: None)
+    r = run_module(monkeypatch, ilab_config.main, e.args(taxonomy_path=None, train_profile='auto'))
+    assert not r['changed'] and r['train_profile'] is None and 'no NVIDIA GPU' in r['train_profile_reason']
+
+
+def test_unknown_key_warns(tmp_path, monkeypatch):
+    e = Env(tmp_path, monkeypatch)
+    os.makedirs(os.path.join(e.tax, '.git'))
+    e.write(INIT_CONFIG)
+    warnings = []
+    monkeypatch.setattr(ilab_config.AnsibleModule, 'warn', lambda self, msg: warnings.append(msg))
+    run_module(monkeypatch, ilab_config.main, e.args(taxonomy_path=None, settings={'serve.sever.port': 1}))
+    assert len(warnings) == 1 and 'serve.sever.port is not a key' in warnings[0]
