@@ -8,8 +8,9 @@
 #
 #   benchmarks/install_vs_manual.sh            cold: empty caches for both
 #   BENCH_WARM=1 benchmarks/install_vs_manual.sh
-#       the role with the fleet caches ($LABFORGE_CACHE/uv, a wheelhouse that
-#       already holds the compiled wheels), i.e. every host after the first
+#       the role with the fleet caches ($LABFORGE_CACHE/uv and the wheelhouse
+#       BENCH_WHEELHOUSE, default $LABFORGE_CACHE/wheelhouse/bench, which a
+#       first run fills), i.e. every host of a fleet after the first
 #
 # Needs the test bed (make testbed): podman, the image, CONTAINERS_CONF.
 # Containers are named ${BENCH_PREFIX:-lfbench}-{manual,role} and removed at
@@ -74,9 +75,10 @@ podman rm -f "$prefix-manual" >/dev/null
 
 echo "[bench] role labforge.instructlab.instructlab (cpu, tested lock, uv)"
 if [ "$warm" = 1 ]; then
-    mkdir -p "$LABFORGE_CACHE/uv" "$LABFORGE_CACHE/wheelhouse/bench"
+    wheelhouse=${BENCH_WHEELHOUSE:-$LABFORGE_CACHE/wheelhouse/bench}
+    mkdir -p "$LABFORGE_CACHE/uv" "$wheelhouse"
     start_host "$prefix-role" -v "$LABFORGE_CACHE/uv:/var/cache/instructlab/uv" \
-        -v "$LABFORGE_CACHE/wheelhouse/bench:/var/cache/instructlab/wheelhouse"
+        -v "$wheelhouse:/var/cache/instructlab/wheelhouse"
 else
     start_host "$prefix-role"
 fi
