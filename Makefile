@@ -19,9 +19,9 @@ export ANSIBLE_NOCOLOR := 1
 # Molecule scenarios run by `make test`, in this order.
 MOLECULE_SCENARIOS ?= default
 
-GATES := lint sanity unit build ee molecule molecule-el9
+GATES := lint sanity unit build ee integration molecule molecule-el9
 
-.PHONY: help venv testbed lint sanity unit build molecule molecule-el9 ee test demo demo-clean clean lock-dev
+.PHONY: help venv testbed lint sanity unit build molecule molecule-el9 ee integration test demo demo-clean clean lock-dev
 
 help:
 	@echo "make demo   run the whole pipeline on a local test host"
@@ -73,6 +73,14 @@ molecule: venv testbed build
 # (ansible-builder create; no image is built here).
 ee: venv build
 	EE_COLLECTION_TARBALL=$$(ls build/dist/labforge-instructlab-*.tar.gz) tools/ee-build-context.sh
+
+# The ilab_* modules against a real InstructLab on test hosts
+# (tests/integration/: config, downloads incl. a local OCI registry, taxonomy,
+# secrets, generate/train/serve/chat with faults).
+integration: venv testbed build
+	set -e; export LABFORGE_TEST_IMAGE=$$(tests/testbed/build-image.sh) \
+	  LABFORGE_ILAB_VENV=$$(tests/testbed/ilab-venv.sh) LABFORGE_REQUIRE_ILAB_VENV=1; \
+	pytest -v -p no:cacheprovider tests/integration
 
 # EL9 images come from public registries: skipped (and said so) where unreachable.
 molecule-el9: venv testbed build

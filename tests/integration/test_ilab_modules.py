@@ -90,6 +90,8 @@ class Host(object):
 @pytest.fixture(scope='module')
 def host(tmp_path_factory):
     if not os.path.isfile(os.path.join(VENV, 'bin', 'ilab')):
+        if os.environ.get('LABFORGE_REQUIRE_ILAB_VENV'):  # make integration / CI: never skip
+            pytest.fail('no InstructLab venv at %s (tests/testbed/ilab-venv.sh builds it)' % VENV)
         pytest.skip('no InstructLab venv at %s (set LABFORGE_ILAB_VENV)' % VENV)
     env = dict(os.environ)
     env['CONTAINERS_CONF'] = os.path.join(TESTBED, 'containers.conf')

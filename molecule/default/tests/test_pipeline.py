@@ -12,11 +12,10 @@ import pytest
 
 PIPELINE_STEPS = [
     "Initialise and hold the InstructLab configuration",
-    "Download the teacher model",
+    "Place the model",
     "Serve the teacher model",
-    "Deploy the taxonomy from the inventory",
+    "Deploy the taxonomy",
     "Generate synthetic data",
-    "Place the student model",
     "Train",
     "Serve the trained model",
     "Health check with a chat smoke test",
