@@ -11,8 +11,10 @@ set -euo pipefail
 # shellcheck source=tests/testbed/env.sh
 . "$(dirname "$0")/env.sh"
 root="$(cd "$TESTBED_DIR/../.." && pwd)"
-lock="$root/roles/instructlab/files/locks/0.26.1/cpu/requirements.txt"
-key=$(sha256sum "$lock" | cut -c1-12)
+lockdir="$root/roles/instructlab/files/locks/0.26.1/cpu"
+lock="$lockdir/requirements.txt"      # wheels
+sdists="$lockdir/sdists.txt"          # packages PyPI has only as source
+key=$(cat "$lock" "$sdists" | sha256sum | cut -c1-12)
 venv="$LABFORGE_CACHE/ilab-venv-$key"
 uv="$root/.venv/bin/uv"
 [[ -x "$uv" ]] || die "uv not found in $root/.venv (run make venv)"
@@ -21,12 +23,12 @@ if [[ -f "$venv/.complete" ]]; then
   echo "$venv"
   exit 0
 fi
-log "building $venv from $(basename "$(dirname "$lock")") lock (once; log: $LABFORGE_CACHE/ilab-venv.log)"
+log "building $venv from the cpu lock (once; log: $LABFORGE_CACHE/ilab-venv.log)"
 rm -rf "$LABFORGE_CACHE"/ilab-venv-*
 export UV_CACHE_DIR="$LABFORGE_CACHE/uv" CMAKE_ARGS="-DGGML_NATIVE=off"
 {
   "$uv" venv --quiet --python /usr/bin/python3.11 --seed "$venv"
-  "$uv" pip install --python "$venv/bin/python" --require-hashes -r "$lock"
+  "$uv" pip install --python "$venv/bin/python" --require-hashes -r "$lock" -r "$sdists"
   "$venv/bin/python" -m pip check
   "$venv/bin/ilab" --version
 } >"$LABFORGE_CACHE/ilab-venv.log" 2>&1 || die "building $venv failed: see $LABFORGE_CACHE/ilab-venv.log"
