@@ -40,12 +40,10 @@ python3 - "$LABFORGE_REPORT_DIR/latest.json" <<'PY'
 import json, sys
 data = json.load(open(sys.argv[1]))
 for name, host in data["hosts"].items():
-    answers = []
-    for art in host.get("artifacts", []):
-        answers += art.get("values", {}).get("answers", []) or []
     print("\n=== %s: %s" % (name, host.get("endpoint") or "no endpoint"))
-    for a in answers:
-        print("chat answer:", a if isinstance(a, str) else json.dumps(a))
+    for art in host.get("artifacts", []):
+        for a in art.get("answers") or []:
+            print("Q: %s\nA: %s" % (a.get("question"), a.get("answer")))
 PY
 echo "run report: $(readlink -f "$report")"
 echo "the host keeps running: podman exec -it $HOST bash; remove it with: make demo-clean"

@@ -40,8 +40,8 @@ def reports():
 
 def _artifact(host_report, key):
     for art in host_report.get("artifacts", []):
-        if key in art.get("values", {}):
-            yield art["values"][key]
+        if key in art:
+            yield art[key]
 
 
 def test_services_enabled_and_running(host):
