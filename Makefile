@@ -19,7 +19,7 @@ export ANSIBLE_NOCOLOR := 1
 # Molecule scenarios run by `make test`, in this order.
 MOLECULE_SCENARIOS ?= default python nvidia_driver instructlab fleet
 
-GATES := lint sanity unit build ee integration molecule molecule-el9
+GATES := lint sanity unit build ee molecule integration molecule-el9
 
 .PHONY: help venv testbed lint sanity unit build molecule molecule-el9 ee integration test demo demo-clean clean lock-dev
 
