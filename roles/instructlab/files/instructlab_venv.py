@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Build, verify and probe an InstructLab venv (part of labforge.instructlab.instructlab).
 
 Usage:
@@ -313,7 +312,7 @@ def install(plan):
     env = base_env(plan)
     t0 = time.time()
     log.line("==== install %s (%s) into %s" % (plan["desired"]["instructlab_version"],
-                                              plan["desired"]["accelerator"], venv))
+                                               plan["desired"]["accelerator"], venv))
     try:
         missing = [w for w in plan.get("wheels", []) if not wheel_dir_ok(w["dir"])]
         if missing and not plan.get("build"):

@@ -77,7 +77,7 @@ def test_lock_is_complete_pinned_and_hashed(lock):
     assert not set(wheels) & set(sdists)
     assert len(wheels) + len(sdists) == meta["packages"]
     assert sorted("%s==%s" % (n, v[0]) for n, v in sdists.items()) == sorted(meta["sdists"])
-    for name, (_, hashes) in list(wheels.items()) + list(sdists.items()):
+    for name, (_version, hashes) in list(wheels.items()) + list(sdists.items()):
         assert hashes, "%s has no hash" % name
     for name, pin in KEY_PINS[version].items():
         got = wheels.get(name, sdists.get(name, (None,)))[0]

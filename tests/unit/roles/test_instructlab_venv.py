@@ -29,8 +29,9 @@ DESIRED = {"instructlab_version": "0.26.1", "accelerator": "cpu", "lock_sha256":
            "cmake_args": "-DGGML_NATIVE=off", "python": "/usr/bin/python3.11"}
 
 
-def fake_venv(tmp_path, desired=DESIRED, versions=None, ilab=True):
+def fake_venv(tmp_path, desired=None, versions=None, ilab=True):
     """A directory shaped like an installed venv whose python is this interpreter."""
+    desired = DESIRED if desired is None else desired
     venv = tmp_path / "venvs" / "v1"
     (venv / "bin").mkdir(parents=True)
     os.symlink(sys.executable, str(venv / "bin" / "python"))
