@@ -5,12 +5,13 @@
 #   models/SmolLM2-135M-Instruct.Q4_1.gguf   teacher test model (make-test-model.sh)
 #   models/student -> student-<hash>/        tiny trainable student (make-student.py)
 #   uv/, wheelhouse/                         caches shared by the test hosts
+#   apt-archives/   apt cache of the integration hosts (one host at a time)
 # Test hosts get them under /srv/labforge (see host-volumes.sh).
 set -euo pipefail
 # shellcheck source=tests/testbed/env.sh
 . "$(dirname "$0")/env.sh"
 
-mkdir -p "$LABFORGE_CACHE"/{uv,wheelhouse,models}
+mkdir -p "$LABFORGE_CACHE"/{uv,wheelhouse,models,apt-archives/partial}
 "$TESTBED_DIR/make-python-mirror.sh" >/dev/null
 "$TESTBED_DIR/make-test-model.sh" >/dev/null
 
