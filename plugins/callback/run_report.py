@@ -35,7 +35,9 @@ description:
     C(output_dir), C(manifest_path), C(fingerprint), C(generated), C(trained), C(duration), C(endpoint),
     C(url), C(base_url), C(healthy), C(models), C(model), C(unit), C(restarts), C(answers), C(latency_total),
     C(ilab_version), C(config_path), C(changed_keys), C(initialized), C(taxonomy_path), C(changed_files),
-    C(train_profile), C(log_path) and C(reason), when present (C(cmd), C(stdout) and C(stderr) never)."
+    C(train_profile), C(log_path) and C(reason), when present (C(cmd), C(stdout) and C(stderr) never).
+    A module started in the background (C(async) with C(poll: 0)) has its artifacts read from the
+    M(ansible.builtin.async_status) result that ends its job; that artifact entry names the module."
   - "Contract for modules: a module (or a role through a task result) may return a dict under the key
     C(report). Its keys are copied as they are into the step's artifact entry and override the keys above;
     a C(report.endpoint) becomes the host's endpoint. Put there only what a reader of the report needs
@@ -393,6 +395,8 @@ class CallbackModule(CallbackBase):
         self.hosts = OrderedDict()
         self.task_started = {}
         self.host_task_started = {}
+        # (host, async job id) -> action of the task that started the job
+        self.async_jobs = {}
         self.report_paths = None
 
     # -- recording -------------------------------------------------------------------------------------
@@ -449,6 +453,7 @@ class CallbackModule(CallbackBase):
         start = self.host_task_started.pop((hostname, uuid), None) or self.task_started.get(uuid) or end
         censored = _is_censored(data)
         action = _action(task)
+        source = self._async_source(hostname, action, data)
         if status == 'ok' and data.get('changed'):
             status = 'changed'
 
@@ -498,6 +503,10 @@ class CallbackModule(CallbackBase):
         parts = [data] + [r for r in (loop or []) if isinstance(r, dict) and not _is_censored(r)]
         for part in parts:
             absorb_facts(record, part.get('ansible_facts'))
+        if source != action and status in ('ok', 'changed', 'failed'):
+            action = source
+        elif data.get('ansible_job_id') and not data.get('finished'):
+            return  # a job just started: its result comes with async_status
         if is_collection_action(action) or isinstance(data.get('report'), dict):
             values = [extract_artifacts(p) for p in parts]
             values = [v for v in values if v]
@@ -520,6 +529,18 @@ class CallbackModule(CallbackBase):
                         if action.endswith('ilab_model_serve') or 'endpoint' in v or not record['endpoint']:
                             record['endpoint'] = v[key]
                         break
+
+    def _async_source(self, hostname, action, data):
+        """The action that started the async job DATA belongs to (ACTION itself when none)."""
+        jid = data.get('ansible_job_id')
+        if not jid:
+            return action
+        key = (hostname, to_text(jid))
+        if action.endswith('async_status'):
+            return self.async_jobs.get(key, action)
+        if data.get('started') and not data.get('finished'):
+            self.async_jobs[key] = action
+        return action
 
     # -- the end -----------------------------------------------------------------------------------------
 

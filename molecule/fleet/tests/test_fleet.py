@@ -24,3 +24,8 @@ def test_roles_of_each_host(host):
 def test_teacher_listens_for_the_fleet(host):
     if host.backend.get_hostname() == "lf-fleet-a":
         assert host.socket("tcp://0.0.0.0:8100").is_listening
+
+
+def test_llama_cpp_compiled_at_most_once_in_the_fleet(wheelhouse_compiled_once):
+    wheels = wheelhouse_compiled_once(["lf-fleet-a", "lf-fleet-b", "lf-fleet-c"])
+    assert "llama-cpp-python" in wheels

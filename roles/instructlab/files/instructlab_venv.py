@@ -5,14 +5,17 @@ Usage:
   instructlab_venv.py wheels PLAN.json          compile the plan's missing wheelhouse entries
                                                 (those built with isolation) with the plan's
                                                 builder python, then stop
-  instructlab_venv.py install PLAN.json         build a NEW venv dir from a plan
+  instructlab_venv.py locked PLAN.json          first part of install: a NEW venv dir with every
+                                                locked wheel (runs while `wheels` compiles)
+  instructlab_venv.py install PLAN.json         build a NEW venv dir from a plan (continuing
+                                                from `locked` when that part is done)
 
 Standard library only (runs with the target Python 3.11). The last line of
 stdout is a JSON object for the role; everything the tools print goes to the
 plan's log file.
 
 install steps: create the venv -> install every locked wheel with hashes and
---only-binary (nothing compiled) -> take each source-only package from the
+--only-binary (nothing compiled; skipped when `locked` did it for this plan) -> take each source-only package from the
 wheelhouse, compiling it into the wheelhouse first when it is missing there
 and this host may build -> install those wheels (sha256 checked) ->
 `pip check` -> import torch/llama_cpp/instructlab, `ilab --version`, GPU
@@ -34,6 +37,8 @@ import tempfile
 import time
 
 MANIFEST = "labforge-manifest.json"
+# written by `locked` into the new venv: the digest of what it installed
+LOCKED_MARK = ".labforge-locked"
 
 
 def now():
@@ -304,6 +309,54 @@ def install_locked(log, plan, venv, env):
     return py
 
 
+def locked_digest(plan):
+    """What the locked part of a venv depends on: the lock file, the interpreter, installer, index."""
+    with open(plan["requirements"], "rb") as fh:
+        lock = hashlib.sha256(fh.read()).hexdigest()
+    key = json.dumps([lock, plan["python"], plan["installer"], plan.get("index_url") or ""])
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def new_locked_venv(log, plan, venv, env):
+    """A new venv dir holding every locked wheel, marked with locked_digest."""
+    if os.path.exists(venv):
+        log.line("removing leftover %s" % venv)
+        shutil.rmtree(venv)
+    os.makedirs(os.path.dirname(venv), exist_ok=True)
+    py = install_locked(log, plan, venv, env)
+    with open(os.path.join(venv, LOCKED_MARK), "w", encoding="utf-8") as fh:
+        fh.write(locked_digest(plan) + "\n")
+    return py
+
+
+def has_locked(venv, plan):
+    try:
+        with open(os.path.join(venv, LOCKED_MARK), encoding="utf-8") as fh:
+            return fh.read().strip() == locked_digest(plan)
+    except OSError:
+        return False
+
+
+def locked(plan):
+    """First part of an install, run while the wheelhouse compiles elsewhere or in parallel."""
+    log = Log(plan.get("log"))
+    venv = plan["venv_dir"]
+    result = {"changed": True, "venv_dir": venv, "log": plan.get("log"), "timings": {}}
+    t0 = time.time()
+    log.line("==== locked wheels of %s (%s) into %s" % (plan["desired"]["instructlab_version"],
+                                                        plan["desired"]["accelerator"], venv))
+    try:
+        new_locked_venv(log, plan, venv, base_env(plan))
+        result["timings"]["locked_wheels"] = round(time.time() - t0, 1)
+        log.line("==== locked wheels done in %.1fs" % (time.time() - t0))
+        return result
+    except (Failure, OSError, ValueError) as exc:
+        log.line("FAILED: %s" % exc)
+        shutil.rmtree(venv, ignore_errors=True)
+        result.update({"failed": True, "msg": str(exc), "log_tail": log.tail()})
+        return result
+
+
 def install(plan):
     log = Log(plan.get("log"))
     venv = plan["venv_dir"]
@@ -321,12 +374,12 @@ def install(plan):
                           "them (did the building host fail?)" % (
                               ", ".join("%s==%s" % (w["name"], w["version"]) for w in missing),
                               os.path.dirname(missing[0]["dir"])))
-        if os.path.exists(venv):
-            log.line("removing leftover %s" % venv)
-            shutil.rmtree(venv)
-        os.makedirs(os.path.dirname(venv), exist_ok=True)
-        py = install_locked(log, plan, venv, env)
-        result["timings"]["locked_wheels"] = round(time.time() - t0, 1)
+        if has_locked(venv, plan):
+            log.line("the locked wheels are already in %s" % venv)
+            py = os.path.join(venv, "bin", "python")
+        else:
+            py = new_locked_venv(log, plan, venv, env)
+            result["timings"]["locked_wheels"] = round(time.time() - t0, 1)
         # 2. source-only packages: from the wheelhouse, compiled once when missing
         wheels = []
         for wheel in plan.get("wheels", []):
@@ -358,6 +411,7 @@ def install(plan):
         info["built_at"] = now()
         info["host"] = log.host
         info["wheels"] = {w["name"]: build_info(w["dir"]) for w in plan.get("wheels", [])}
+        os.unlink(os.path.join(venv, LOCKED_MARK))
         with open(os.path.join(venv, MANIFEST), "w", encoding="utf-8") as fh:
             json.dump({"desired": plan["desired"], "installed": info}, fh, indent=2, sort_keys=True)
             fh.write("\n")
@@ -407,7 +461,7 @@ def _terminated(signum, _frame):
 
 def main():
     signal.signal(signal.SIGTERM, _terminated)
-    if len(sys.argv) < 2 or sys.argv[1] not in ("probe", "install", "wheels"):
+    if len(sys.argv) < 2 or sys.argv[1] not in ("probe", "locked", "install", "wheels"):
         sys.stderr.write(__doc__)
         return 2
     if sys.argv[1] == "probe":
@@ -415,7 +469,7 @@ def main():
         return 0
     with open(sys.argv[2], encoding="utf-8") as fh:
         plan = json.load(fh)
-    result = install(plan) if sys.argv[1] == "install" else wheels(plan)
+    result = {"locked": locked, "install": install, "wheels": wheels}[sys.argv[1]](plan)
     print(json.dumps(result))
     return 1 if result.get("failed") else 0
 

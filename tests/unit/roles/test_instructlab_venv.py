@@ -160,3 +160,43 @@ def test_install_refuses_to_build_on_a_non_builder(tmp_path):
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     assert "llama-cpp-python==0.3.6 missing from the wheelhouse" in res["msg"]
     assert not new.exists()
+
+
+def test_locked_then_install_continues_from_the_locked_venv(tmp_path):
+    """`locked` (run while the wheelhouse compiles) leaves a marked venv that `install` continues from;
+    a changed lock makes `install` start over."""
+    calls = tmp_path / "uv-calls"
+    uv = tmp_path / "uv"
+    uv.write_text("#!/bin/sh\necho \"$@\" >> %s\n" % calls)
+    uv.chmod(0o755)
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text("# lock 1\n")
+    new = tmp_path / "venvs" / "v4"
+    plan = {"venv_dir": str(new), "python": sys.executable, "installer": "uv", "uv": str(uv),
+            "requirements": str(reqs), "sdists_file": "/dev/null", "wheels": [],
+            "build": False, "desired": DESIRED, "owner": "root", "group": "root",
+            "log": str(tmp_path / "install.log")}
+    plan_path = tmp_path / "plan.json"
+    plan_path.write_text(json.dumps(plan))
+
+    def run(cmd):
+        proc = subprocess.run([sys.executable, SCRIPT, cmd, str(plan_path)], stdout=subprocess.PIPE,
+                              universal_newlines=True, check=False)
+        return proc.returncode, json.loads(proc.stdout.strip().splitlines()[-1])
+
+    rc, res = run("locked")
+    assert rc == 0, res
+    assert (new / iv.LOCKED_MARK).read_text().strip() == iv.locked_digest(plan)
+    assert len(calls.read_text().splitlines()) == 1
+    # install continues: no second lock install; it then fails on the import check (no torch here)
+    rc, res = run("install")
+    assert rc == 1 and "import torch, llama_cpp, instructlab failed" in res["msg"], res
+    assert len(calls.read_text().splitlines()) == 1
+    assert "the locked wheels are already in %s" % new in (tmp_path / "install.log").read_text()
+    assert not new.exists()
+    # a changed lock: the marked venv is not reused
+    run("locked")
+    reqs.write_text("# lock 2\n")
+    rc, res = run("install")
+    assert len(calls.read_text().splitlines()) == 3
+    assert "removing leftover %s" % new in (tmp_path / "install.log").read_text()

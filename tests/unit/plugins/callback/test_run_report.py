@@ -51,6 +51,21 @@ PLAYBOOK = textwrap.dedent('''\
         - name: Read the GPUs
           labforge.instructlab.gpu_info:
 
+        - name: Read the GPUs in the background
+          labforge.instructlab.gpu_info:
+          async: 60
+          poll: 0
+          register: gpu_job
+          changed_when: false
+
+        - name: Wait for the background GPU read
+          ansible.builtin.async_status:
+            jid: "{{ gpu_job.ansible_job_id }}"
+          register: gpu_done
+          until: gpu_done is finished
+          retries: 60
+          delay: 1
+
         - name: Keep a note in a role fact
           ansible.builtin.set_fact:
             instructlab_public_note: visible
@@ -308,6 +323,21 @@ def test_artifacts_and_report_contract(applied):
     assert probe['nested'] == {'digest': 'sha256:abc'}
     assert good['endpoint'] == 'http://127.0.0.1:8000/v1'
     assert by_task['Read the GPUs']['action'] == 'labforge.instructlab.gpu_info'
+
+
+@pytest.mark.parametrize('which', ['applied', 'checked'])
+def test_async_job_artifacts_name_the_module(request, which):
+    good = request.getfixturevalue(which).data['hosts']['good']
+    by_task = {a['task']: a for a in good['artifacts']}
+    assert 'Read the GPUs in the background' not in by_task  # only started there
+    waited = by_task['Wait for the background GPU read']
+    assert waited['action'] == 'labforge.instructlab.gpu_info'
+    assert _step(good, 'Wait for the background GPU read')['action'] == 'ansible.builtin.async_status'
+    direct = dict(by_task['Read the GPUs'])
+    for key in ('step', 'task', 'status'):
+        direct.pop(key)
+        waited.pop(key)
+    assert waited == direct
 
 
 @pytest.mark.parametrize('which', ['applied', 'checked'])
