@@ -7,8 +7,11 @@
 #      run by benchmarks/install_vs_manual.sh, which also reports whether
 #      the manual result works
 # and prints the ratios B/A, C/A and A/M. Uses the local inventory's settings
-# (inventories/local/group_vars) and the shared caches in $LABFORGE_CACHE;
-# containers are named lfbench-* and removed at the end.
+# (inventories/local/group_vars) and the shared caches in $LABFORGE_CACHE
+# (uv download cache warm), except the wheelhouse: A and C each start from an
+# empty one, so each compiles llama-cpp-python once (C: once for the fleet).
+# All hosts share this machine's cores (on a real fleet each host has its own).
+# Containers are named lfbench-* and removed at the end.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck disable=SC1091  # sourced from the repository
@@ -18,7 +21,11 @@ image=${LABFORGE_TEST_IMAGE:-$("$repo/tests/testbed/build-image.sh")}
 export ANSIBLE_COLLECTIONS_PATH="$repo/build/collections"
 work=$(mktemp -d)
 hosts=(lfbench-one lfbench-f1 lfbench-f2 lfbench-f3)
-cleanup() { podman rm -f "${hosts[@]}" >/dev/null 2>&1 || true; rm -rf "$work"; }
+run_id="bench-$(date +%s)"
+cleanup() {
+  podman rm -f "${hosts[@]}" >/dev/null 2>&1 || true
+  rm -rf "$work" "$LABFORGE_CACHE/wheelhouse/$run_id"
+}
 trap cleanup EXIT
 
 start_host() {
@@ -45,10 +52,11 @@ inventory() {  # hosts... -> inventory file using the local group_vars
   echo "$inv/hosts.yml"
 }
 
-timed() {  # label inventory -> seconds on stdout; log in $work
+timed() {  # label inventory wheelhouse -> seconds on stdout; log in $work
   local start end
   start=$(date +%s.%N)
-  ansible-playbook -i "$2" labforge.instructlab.provision >"$work/$1.log" 2>&1 ||
+  ansible-playbook -i "$2" -e "instructlab_wheelhouse=/srv/labforge/wheelhouse/$run_id/$3" \
+    labforge.instructlab.provision >"$work/$1.log" 2>&1 ||
     { tail -n 40 "$work/$1.log" >&2; echo "[bench] $1 failed" >&2; exit 1; }
   end=$(date +%s.%N)
   echo "[bench] $1: $(grep -A10 'PLAY RECAP' "$work/$1.log" | grep -E 'ok=' | sed 's/^/    /')" >&2
@@ -56,22 +64,26 @@ timed() {  # label inventory -> seconds on stdout; log in $work
 }
 
 start_host lfbench-one
-a=$(timed first-one "$(inventory one lfbench-one)")
-b=$(timed rerun-one "$work/inv-one/hosts.yml")
+a=$(timed first-one "$(inventory one lfbench-one)" one)
+b=$(timed rerun-one "$work/inv-one/hosts.yml" one)
 for h in lfbench-f1 lfbench-f2 lfbench-f3; do start_host "$h"; done
-c=$(timed first-fleet "$(inventory fleet lfbench-f1 lfbench-f2 lfbench-f3)")
+c=$(timed first-fleet "$(inventory fleet lfbench-f1 lfbench-f2 lfbench-f3)" fleet)
+compiles=$(grep -c "BUILD START llama-cpp-python" <(for h in lfbench-f1 lfbench-f2 lfbench-f3; do
+  podman exec "$h" cat /var/log/labforge/instructlab-install.log; done) || true)
+echo "[bench] fleet of 3: llama-cpp-python compiled $compiles time(s)" >&2
 podman rm -f "${hosts[@]}" >/dev/null 2>&1 || true
 
 manual_out="$work/manual.txt"
 BENCH_OUT="$manual_out" "$repo/benchmarks/install_vs_manual.sh" >&2
 m=$(sed -n 's/^manual recipe (pip, unpinned): *\([0-9.]*\)s.*/\1/p' "$manual_out" | head -n1)
-python3 - "$a" "$b" "$c" "${m:-}" <<'PY'
+python3 - "$a" "$b" "$c" "${m:-}" "$compiles" <<'PY'
 import sys
 a, b, c = (float(x) for x in sys.argv[1:4])
 m = float(sys.argv[4]) if sys.argv[4] else None
 print("first provision, one host      A = %7.1f s" % a)
 print("no-op rerun, same host         B = %7.1f s   B/A = %.2f" % (b, b / a))
-print("first provision, fleet of 3    C = %7.1f s   C/A = %.2f (3 hosts in %.2fx the time of one)" % (c, c / a, c / a))
+print("first provision, fleet of 3    C = %7.1f s   C/A = %.2f (3 hosts in %.2fx the time of one;"
+      " llama-cpp-python compiled %s time(s))" % (c, c / a, c / a, sys.argv[5]))
 if m:
     print("seed's manual recipe, one host M = %7.1f s   A/M = %.2f" % (m, a / m))
 else:

@@ -337,6 +337,15 @@ def has_locked(venv, plan):
         return False
 
 
+def failed(log, result, exc, remove=None):
+    """RESULT marked failed with EXC and the log's tail; REMOVE (a new venv dir) deleted."""
+    log.line("FAILED: %s" % exc)
+    if remove:
+        shutil.rmtree(remove, ignore_errors=True)
+    result.update({"failed": True, "msg": str(exc), "log_tail": log.tail()})
+    return result
+
+
 def locked(plan):
     """First part of an install, run while the wheelhouse compiles elsewhere or in parallel."""
     log = Log(plan.get("log"))
@@ -351,10 +360,7 @@ def locked(plan):
         log.line("==== locked wheels done in %.1fs" % (time.time() - t0))
         return result
     except (Failure, OSError, ValueError) as exc:
-        log.line("FAILED: %s" % exc)
-        shutil.rmtree(venv, ignore_errors=True)
-        result.update({"failed": True, "msg": str(exc), "log_tail": log.tail()})
-        return result
+        return failed(log, result, exc, remove=venv)
 
 
 def install(plan):
@@ -421,10 +427,7 @@ def install(plan):
         log.line("==== done in %.1fs" % (time.time() - t0))
         return result
     except (Failure, OSError, ValueError) as exc:
-        log.line("FAILED: %s" % exc)
-        shutil.rmtree(venv, ignore_errors=True)
-        result.update({"failed": True, "msg": str(exc), "log_tail": log.tail()})
-        return result
+        return failed(log, result, exc, remove=venv)
 
 
 def wheels(plan):
@@ -450,9 +453,7 @@ def wheels(plan):
         result["changed"] = bool(result["built"])
         return result
     except (Failure, OSError, ValueError) as exc:
-        log.line("FAILED: %s" % exc)
-        result.update({"failed": True, "msg": str(exc), "log_tail": log.tail()})
-        return result
+        return failed(log, result, exc)
 
 
 def _terminated(signum, _frame):
