@@ -31,39 +31,20 @@ import json
 import os
 import secrets
 import subprocess
-import sys
 import time
 
 import pytest
 
+from testhost import TESTBED, VENV, model_path, on, require_ilab_venv, running, sh
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-TESTBED = os.path.join(ROOT, 'tests', 'testbed')
 PLAYBOOKS = os.path.join(HERE, 'playbooks')
 NAME = os.environ.get('LABFORGE_IT_HOST', 'lfm6-it')
-VENV = os.environ.get('LABFORGE_ILAB_VENV', '/opt/labforge-ilab-venv')
-CACHE = os.environ.get('LABFORGE_CACHE', '/var/cache/labforge')
 MODELS = '/var/lib/instructlab/.cache/instructlab/models'
 
 
-def sh(cmd, check=True, **kw):
-    kw.setdefault('stdout', subprocess.PIPE)
-    kw.setdefault('stderr', subprocess.PIPE)
-    res = subprocess.run(cmd, shell=isinstance(cmd, str), text=True, check=False, **kw)
-    if check and res.returncode != 0:
-        raise AssertionError('%s failed (rc=%d):\n%s\n%s' % (cmd, res.returncode, res.stdout[-3000:], res.stderr[-3000:]))
-    return res
-
-
 def on_host(script, check=True, **kw):
-    return sh(['podman', 'exec', '-i', NAME, 'bash', '-c', script], check=check, **kw)
-
-
-def collections_path():
-    # the unit-test conftest makes ansible_collections/labforge/instructlab importable
-    sys.path.insert(0, os.path.join(ROOT, 'tests', 'unit'))
-    import conftest  # noqa: F401  pylint: disable=import-error
-    return conftest.COLLECTIONS_DIR
+    return on(NAME, script, check=check, **kw)
 
 
 class Host(object):
@@ -89,43 +70,14 @@ class Host(object):
 
 @pytest.fixture(scope='module')
 def host(tmp_path_factory):
-    if not os.path.isfile(os.path.join(VENV, 'bin', 'ilab')):
-        if os.environ.get('LABFORGE_REQUIRE_ILAB_VENV'):  # make integration / CI: never skip
-            pytest.fail('no InstructLab venv at %s (tests/testbed/ilab-venv.sh builds it)' % VENV)
-        pytest.skip('no InstructLab venv at %s (set LABFORGE_ILAB_VENV)' % VENV)
-    env = dict(os.environ)
-    env['CONTAINERS_CONF'] = os.path.join(TESTBED, 'containers.conf')
-    env['LABFORGE_CACHE'] = CACHE
-    image = os.environ.get('LABFORGE_TEST_IMAGE') or sh([os.path.join(TESTBED, 'build-image.sh')], env=env).stdout.strip()
-    model = sh([os.path.join(TESTBED, 'make-test-model.sh')], env=env).stdout.strip()
-    reuse = os.environ.get('LABFORGE_REUSE_HOST') == '1' and sh(
-        ['podman', 'container', 'exists', NAME], check=False, env=env).returncode == 0
-    if not reuse:
-        sh(['podman', 'rm', '-f', NAME], check=False, env=env)
-    if not reuse:
-        sh(['podman', 'run', '-d', '--name', NAME, '--hostname', NAME, '--systemd=always',
-            '--label', 'labforge.test=ilab-modules',
-            '-v', '/etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/labforge-host-ca.crt:ro',
-            '-v', '%s/apt-archives:/var/cache/apt/archives' % CACHE,
-            '-v', '%s:%s:ro' % (VENV, VENV),
-            '-v', '%s:/srv/models:ro' % os.path.dirname(model),
-            '-v', '%s:/srv/testbed:ro' % TESTBED,
-            image, '/sbin/init'], env=env)
-    try:
-        on_host('systemctl is-system-running --wait || true')
-        inv = tmp_path_factory.mktemp('inv') / 'hosts'
-        inv.write_text('%s ansible_connection=containers.podman.podman ansible_python_interpreter=/usr/bin/python3\n' % NAME)
-        env['ANSIBLE_COLLECTIONS_PATH'] = collections_path() + ':' + os.path.expanduser('~/.ansible/collections')
-        env['ANSIBLE_HOST_KEY_CHECKING'] = 'false'
-        env['ANSIBLE_FORCE_COLOR'] = 'false'
-        env['ANSIBLE_NOCOLOR'] = 'true'
-        env['PATH'] = os.path.join(ROOT, '.venv', 'bin') + ':' + env.get('PATH', '')
-        h = Host(str(inv), env)
+    require_ilab_venv()
+    model = model_path()
+    volumes = ['%s:/srv/models:ro' % os.path.dirname(model), '%s:/srv/testbed:ro' % TESTBED]
+    with running(NAME, 'ilab-modules', volumes, str(tmp_path_factory.mktemp('inv')),
+                 reuse=os.environ.get('LABFORGE_REUSE_HOST') == '1') as (env, inventory):
+        h = Host(inventory, env)
         h.playbook('prepare.yml')
         yield h
-    finally:
-        if os.environ.get('LABFORGE_KEEP_HOST') != '1':
-            sh(['podman', 'rm', '-f', NAME], check=False, env=env)
 
 
 def test_config(host):

@@ -31,17 +31,13 @@ __metaclass__ = type
 import json
 import os
 import subprocess
-import sys
 import time
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-TESTBED = os.path.join(ROOT, 'tests', 'testbed')
+from testhost import TESTBED, VENV, model_path, on, require_ilab_venv, running, sh, testbed_env
+
 NAME = os.environ.get('LABFORGE_PIPELINE_HOST', 'lfm7-pipeline')
-VENV = os.environ.get('LABFORGE_ILAB_VENV', '/opt/labforge-ilab-venv')
-CACHE = os.environ.get('LABFORGE_CACHE', '/var/cache/labforge')
 HOME = '/var/lib/instructlab'
 LOGS = HOME + '/.local/state/labforge/logs'
 DATASETS = HOME + '/.local/share/instructlab/datasets'
@@ -86,23 +82,8 @@ GENERATE = dict(venv=VENV, model=TEACHER, pipeline='simple', sdg_scale_factor=1,
 TRAIN = dict(venv=VENV, pipeline='simple', device='cpu', num_epochs=1, model_path=STUDENT, data_path='latest')
 
 
-def sh(cmd, check=True, **kw):
-    kw.setdefault('stdout', subprocess.PIPE)
-    kw.setdefault('stderr', subprocess.PIPE)
-    res = subprocess.run(cmd, shell=isinstance(cmd, str), universal_newlines=True, check=False, **kw)
-    if check and res.returncode != 0:
-        raise AssertionError('%s failed (rc=%d):\n%s\n%s' % (cmd, res.returncode, res.stdout[-3000:], res.stderr[-3000:]))
-    return res
-
-
 def on_host(script, check=True, **kw):
-    return sh(['podman', 'exec', '-i', NAME, 'bash', '-c', script], check=check, **kw)
-
-
-def collections_path():
-    sys.path.insert(0, os.path.join(ROOT, 'tests', 'unit'))
-    import conftest  # noqa: F401  pylint: disable=import-error
-    return conftest.COLLECTIONS_DIR
+    return on(NAME, script, check=check, **kw)
 
 
 class Host(object):
@@ -164,57 +145,34 @@ def four_times(host, module, args):
 
 @pytest.fixture(scope='module')
 def host(tmp_path_factory):
-    if not os.path.isfile(os.path.join(VENV, 'bin', 'ilab')):
-        if os.environ.get('LABFORGE_REQUIRE_ILAB_VENV'):  # make integration / CI: never skip
-            pytest.fail('no InstructLab venv at %s (tests/testbed/ilab-venv.sh builds it)' % VENV)
-        pytest.skip('no InstructLab venv at %s (set LABFORGE_ILAB_VENV)' % VENV)
-    env = dict(os.environ)
-    env['CONTAINERS_CONF'] = os.path.join(TESTBED, 'containers.conf')
-    env['LABFORGE_CACHE'] = CACHE
-    image = os.environ.get('LABFORGE_TEST_IMAGE') or sh([os.path.join(TESTBED, 'build-image.sh')], env=env).stdout.strip()
-    model = sh([os.path.join(TESTBED, 'make-test-model.sh')], env=env).stdout.strip()
+    require_ilab_venv()
+    model = model_path()
     t = time.time()
-    student = sh([os.path.join(VENV, 'bin', 'python'), os.path.join(TESTBED, 'make-student.py')], env=env).stdout.strip()
+    student = sh([os.path.join(VENV, 'bin', 'python'), os.path.join(TESTBED, 'make-student.py')],
+                 env=testbed_env()).stdout.strip()
     TIMINGS['make_student_s'] = round(time.time() - t, 1)
-    sh(['podman', 'rm', '-f', NAME], check=False, env=env)
-    sh(['podman', 'run', '-d', '--name', NAME, '--hostname', NAME, '--systemd=always',
-        '--label', 'labforge.test=ilab-pipeline',
-        '-v', '/etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/labforge-host-ca.crt:ro',
-        '-v', '%s/apt-archives:/var/cache/apt/archives' % CACHE,
-        '-v', '%s:%s:ro' % (VENV, VENV),
-        '-v', '%s:/srv/models:ro' % os.path.dirname(model),
-        '-v', '%s:%s:ro' % (student, STUDENT),
-        image, '/sbin/init'], env=env)
+    tmp = str(tmp_path_factory.mktemp('pipeline'))
+    volumes = ['%s:/srv/models:ro' % os.path.dirname(model), '%s:%s:ro' % (student, STUDENT)]
     try:
-        on_host('systemctl is-system-running --wait || true')
-        tmp = str(tmp_path_factory.mktemp('pipeline'))
-        inv = os.path.join(tmp, 'hosts')
-        with open(inv, 'w') as f:
-            f.write('%s ansible_connection=containers.podman.podman ansible_python_interpreter=/usr/bin/python3\n' % NAME)
-        env['ANSIBLE_COLLECTIONS_PATH'] = collections_path() + ':' + os.path.expanduser('~/.ansible/collections')
-        env['ANSIBLE_STDOUT_CALLBACK'] = 'ansible.posix.json'
-        env['ANSIBLE_HOST_KEY_CHECKING'] = 'false'
-        env['ANSIBLE_NOCOLOR'] = 'true'
-        env['PATH'] = os.path.join(ROOT, '.venv', 'bin') + ':' + env.get('PATH', '')
-        h = Host(inv, env, tmp)
-        # git for the local taxonomy, libgomp1 for llama_cpp (what the instructlab role installs);
-        # the service user; a 5-example compositional skill
-        on_host('for i in $(seq 30); do apt-get install -y -q --no-install-recommends git libgomp1 >/dev/null 2>&1 && break; '
-                'apt-get update -q >/dev/null 2>&1; sleep 3; done; command -v git')
-        on_host('useradd --system --create-home --home-dir %s --shell /bin/bash instructlab' % HOME)
-        h.module('ilab_config', dict(venv=VENV, taxonomy_base='empty', generate_pipeline='simple',
-                                     train_model_path=STUDENT))
-        on_host('set -e; d=%s/.local/share/instructlab/taxonomy/compositional_skills/writing/haiku; '
-                'mkdir -p $d; cat > $d/qna.yaml; chown -R instructlab: %s/.local/share/instructlab/taxonomy'
-                % (HOME, HOME), input=SKILL)
-        yield h
+        with running(NAME, 'ilab-pipeline', volumes, tmp) as (env, inventory):
+            env['ANSIBLE_STDOUT_CALLBACK'] = 'ansible.posix.json'
+            h = Host(inventory, env, tmp)
+            # git for the local taxonomy, libgomp1 for llama_cpp (what the instructlab role installs);
+            # the service user; a 5-example compositional skill
+            on_host('for i in $(seq 30); do apt-get install -y -q --no-install-recommends git libgomp1 >/dev/null 2>&1 '
+                    '&& break; apt-get update -q >/dev/null 2>&1; sleep 3; done; command -v git')
+            on_host('useradd --system --create-home --home-dir %s --shell /bin/bash instructlab' % HOME)
+            h.module('ilab_config', dict(venv=VENV, taxonomy_base='empty', generate_pipeline='simple',
+                                         train_model_path=STUDENT))
+            on_host('set -e; d=%s/.local/share/instructlab/taxonomy/compositional_skills/writing/haiku; '
+                    'mkdir -p $d; cat > $d/qna.yaml; chown -R instructlab: %s/.local/share/instructlab/taxonomy'
+                    % (HOME, HOME), input=SKILL)
+            yield h
     finally:
         path = os.environ.get('LABFORGE_PIPELINE_TIMINGS', '/tmp/labforge-pipeline-timings.json')
         with open(path, 'w') as f:
             json.dump(TIMINGS, f, indent=2, sort_keys=True)
         print('\npipeline timings: %s' % json.dumps(TIMINGS, sort_keys=True))
-        if os.environ.get('LABFORGE_KEEP_HOST') != '1':
-            sh(['podman', 'rm', '-f', NAME], check=False, env=env)
 
 
 def kill_when(proc, subcommand, log_glob, marker, timeout=900, module=False):
