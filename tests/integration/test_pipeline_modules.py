@@ -35,7 +35,7 @@ import time
 
 import pytest
 
-from testhost import TESTBED, VENV, model_path, on, require_ilab_venv, running, sh, testbed_env
+from testhost import TESTBED, VENV, host_env, model_path, on, require_ilab_venv, running, sh
 
 NAME = os.environ.get('LABFORGE_PIPELINE_HOST', 'lfm7-pipeline')
 HOME = '/var/lib/instructlab'
@@ -149,7 +149,7 @@ def host(tmp_path_factory):
     model = model_path()
     t = time.time()
     student = sh([os.path.join(VENV, 'bin', 'python'), os.path.join(TESTBED, 'make-student.py')],
-                 env=testbed_env()).stdout.strip()
+                 env=host_env()).stdout.strip()
     TIMINGS['make_student_s'] = round(time.time() - t, 1)
     tmp = str(tmp_path_factory.mktemp('pipeline'))
     volumes = ['%s:/srv/models:ro' % os.path.dirname(model), '%s:%s:ro' % (student, STUDENT)]

@@ -45,7 +45,7 @@ def collections_path():
     return conftest.COLLECTIONS_DIR
 
 
-def testbed_env():
+def host_env():
     env = dict(os.environ)
     env['CONTAINERS_CONF'] = os.path.join(TESTBED, 'containers.conf')
     env['LABFORGE_CACHE'] = CACHE
@@ -61,7 +61,7 @@ def require_ilab_venv():
 
 def model_path():
     """Path of the test-bed GGUF model (built once, cached)."""
-    return sh([os.path.join(TESTBED, 'make-test-model.sh')], env=testbed_env()).stdout.strip()
+    return sh([os.path.join(TESTBED, 'make-test-model.sh')], env=host_env()).stdout.strip()
 
 
 @contextlib.contextmanager
@@ -69,7 +69,7 @@ def running(name, label, volumes, workdir, reuse=False):
     """Start the test host NAME with the extra VOLUMES (podman -v values) and
     yield (env, inventory path) for ansible; remove it at the end unless
     LABFORGE_KEEP_HOST=1. REUSE: keep a container of that name if one exists."""
-    env = testbed_env()
+    env = host_env()
     image = os.environ.get('LABFORGE_TEST_IMAGE') or sh([os.path.join(TESTBED, 'build-image.sh')], env=env).stdout.strip()
     reuse = reuse and sh(['podman', 'container', 'exists', name], check=False, env=env).returncode == 0
     if not reuse:
