@@ -37,7 +37,7 @@ start_host() {
 }
 
 inventory() {  # hosts... -> inventory file using the local group_vars
-  local inv="$work/inv-$1"
+  local inv="$work/inv-$1"; shift
   mkdir -p "$inv"
   ln -sfn "$repo/inventories/local/group_vars" "$inv/group_vars"
   {
