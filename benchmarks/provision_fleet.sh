@@ -36,7 +36,7 @@ start_host() {
   podman exec "$1" systemctl is-system-running --wait >/dev/null 2>&1 || true
 }
 
-inventory() {  # hosts... -> inventory file using the local group_vars
+inventory() {  # label hosts... -> inventory file using the local group_vars
   local inv="$work/inv-$1"; shift
   mkdir -p "$inv"
   ln -sfn "$repo/inventories/local/group_vars" "$inv/group_vars"
