@@ -34,6 +34,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 MANIFEST = "labforge-manifest.json"
@@ -62,6 +63,14 @@ class Log(object):
     def line(self, msg):
         self.fh.write("[%s %s] %s\n" % (now(), self.host, msg))
         self.fh.flush()
+
+    def append_to(self, other):
+        """Copy this log into OTHER in one write (one block, not interleaved) and close it."""
+        self.fh.close()
+        with open(self.path, encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+        other.fh.write(text)
+        other.fh.flush()
 
     def tail(self, n=40):
         if not self.path:
@@ -430,6 +439,25 @@ def install(plan):
         return failed(log, result, exc, remove=venv)
 
 
+def build_beside(log, plan, todo, env, result):
+    """Compile TODO one after the other, each into its own log appended to LOG when done.
+
+    Runs in a thread beside the native compile, whose output streams into LOG."""
+    for wheel in todo:
+        fd, path = tempfile.mkstemp(prefix=".build-%s-" % wheel["name"], suffix=".log",
+                                    dir=os.path.dirname(log.path) if log.path else None)
+        os.close(fd)
+        part = Log(path)
+        try:
+            result["built"][wheel["name"]] = build_wheel(part, plan, plan["builder_python"], wheel, env)
+        except (Failure, OSError, ValueError) as exc:
+            result["beside_error"] = str(exc)
+            return
+        finally:
+            part.append_to(log)
+            os.unlink(path)
+
+
 def wheels(plan):
     """Fill the wheelhouse (the fleet's one compile), before any host installs."""
     log = Log(plan.get("log"))
@@ -438,8 +466,18 @@ def wheels(plan):
     try:
         env = base_env(plan)
         missing = [w for w in plan.get("wheels", []) if not wheel_dir_ok(w["dir"])]
-        for wheel in [w for w in missing if w.get("isolation", True)]:
-            result["built"][wheel["name"]] = build_wheel(log, plan, plan["builder_python"], wheel, env)
+        isolated = [w for w in missing if w.get("isolation", True)]
+        # the small pure-Python sdists build beside the native compile (not after it)
+        small = [w for w in isolated if not w.get("native")]
+        beside = threading.Thread(target=build_beside, args=(log, plan, small, env, result), daemon=True)
+        beside.start()
+        try:
+            for wheel in [w for w in isolated if w.get("native")]:
+                result["built"][wheel["name"]] = build_wheel(log, plan, plan["builder_python"], wheel, env)
+        finally:
+            beside.join()
+        if result.get("beside_error"):
+            raise Failure(result.pop("beside_error"))
         rest = [w for w in missing if not w.get("isolation", True)]
         if rest:
             # built against the lock's torch (flash-attn): in a throw-away venv of the lock

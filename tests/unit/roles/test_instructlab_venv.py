@@ -200,3 +200,72 @@ def test_locked_then_install_continues_from_the_locked_venv(tmp_path):
     rc, res = run("install")
     assert len(calls.read_text().splitlines()) == 3
     assert "removing leftover %s" % new in (tmp_path / "install.log").read_text()
+
+
+FAKE_PIP = r'''#!%s
+"""Stands in for `python -m pip wheel ...`: records when each build runs, writes one wheel."""
+import sys, time
+argv = sys.argv[1:]
+name, out = argv[argv.index("--no-binary") + 1], argv[argv.index("-w") + 1]
+with open(%r, "a") as fh:
+    fh.write("start %%s %%f\n" %% (name, time.time()))
+print("building %%s" %% name)
+time.sleep({"native": 1.5}.get(name, 0.2))
+if name == "broken":
+    print("error: broken sdist")
+    sys.exit(1)
+with open("%%s/%%s-1.0-py3-none-any.whl" %% (out, name.replace("-", "_")), "w") as fh:
+    fh.write(name)
+with open(%r, "a") as fh:
+    fh.write("end %%s %%f\n" %% (name, time.time()))
+'''
+
+
+def wheels_plan(tmp_path, small):
+    """A `wheels` plan with one native sdist and SMALL pure ones, built by a fake pip."""
+    calls = tmp_path / "calls"
+    builder = tmp_path / "builder-python"
+    builder.write_text(FAKE_PIP % (sys.executable, str(calls), str(calls)))
+    builder.chmod(0o755)
+    names = ["native"] + small
+    sdists = tmp_path / "sdists.txt"
+    sdists.write_text("".join("%s==1.0 \\\n    --hash=sha256:%s\n" % (n, "0" * 64) for n in names))
+    wheels = [{"name": n, "version": "1.0", "native": n == "native", "dir": str(tmp_path / "wh" / n)}
+              for n in names]
+    plan = {"venv_dir": str(tmp_path / "venvs" / "v5"), "builder_python": str(builder),
+            "sdists_file": str(sdists), "wheels": wheels, "build_env": {"CMAKE_ARGS": "-DGGML_NATIVE=off"},
+            "desired": DESIRED, "log": str(tmp_path / "log" / "install.log")}
+    return plan, calls
+
+
+def test_small_sdists_compile_beside_the_native_one(tmp_path):
+    """The pure-Python sdists do not wait for the long native compile; each one's output
+    lands in the log as one block; every entry ends up usable."""
+    plan, calls = wheels_plan(tmp_path, ["small-a", "small-b"])
+    res = iv.wheels(plan)
+    assert not res.get("failed"), res
+    assert sorted(res["built"]) == ["native", "small-a", "small-b"]
+    times = {}
+    for line in calls.read_text().splitlines():
+        what, name, when = line.split()
+        times[(what, name)] = float(when)
+    # both small builds started and ended while the native one was compiling
+    assert times[("end", "small-b")] < times[("end", "native")]
+    assert times[("start", "small-a")] < times[("end", "native")]
+    for wheel in plan["wheels"]:
+        assert iv.wheel_dir_ok(wheel["dir"]), wheel
+    log = (tmp_path / "log" / "install.log").read_text()
+    for name in ("small-a", "small-b"):
+        block = log[log.index("BUILD START %s" % name):log.index("BUILD DONE %s" % name)]
+        assert "building %s" % name in block and "native" not in block
+    assert not [f for f in os.listdir(str(tmp_path / "log")) if f.startswith(".build-")]
+
+
+def test_a_failed_small_sdist_fails_the_wheelhouse_step(tmp_path):
+    plan, _ = wheels_plan(tmp_path, ["broken"])
+    res = iv.wheels(plan)
+    assert res["failed"] is True
+    assert "compiling broken failed" in res["msg"], res
+    assert "error: broken sdist" in (tmp_path / "log" / "install.log").read_text()
+    # the native compile was not thrown away
+    assert iv.wheel_dir_ok(plan["wheels"][0]["dir"])
