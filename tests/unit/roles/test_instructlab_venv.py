@@ -262,7 +262,7 @@ def test_small_sdists_compile_beside_the_native_one(tmp_path):
 
 
 def test_a_failed_small_sdist_fails_the_wheelhouse_step(tmp_path):
-    plan, _ = wheels_plan(tmp_path, ["broken"])
+    plan = wheels_plan(tmp_path, ["broken"])[0]
     res = iv.wheels(plan)
     assert res["failed"] is True
     assert "compiling broken failed" in res["msg"], res
