@@ -35,7 +35,8 @@ work=$(mktemp -d)
 mkdir -p "$(dirname "$out")" "$LABFORGE_CACHE/apt-archives/partial"
 
 cleanup() {
-    podman rm -f "$prefix-manual" "$prefix-role" >/dev/null 2>&1 || true
+    # one name per call: podman 4.3 `rm -f missing present` exits 0 and leaves "present"
+    for c in "$prefix-manual" "$prefix-role"; do podman rm -f "$c" >/dev/null 2>&1 || true; done
     rm -rf "$work"
 }
 trap cleanup EXIT

@@ -22,8 +22,11 @@ export ANSIBLE_COLLECTIONS_PATH="$repo/build/collections"
 work=$(mktemp -d)
 hosts=(lfbench-one lfbench-f1 lfbench-f2 lfbench-f3)
 run_id="bench-$(date +%s)"
+remove_hosts() {  # one name per call: podman 4.3 `rm -f missing present` exits 0 and leaves "present"
+  for h in "${hosts[@]}"; do podman rm -f "$h" >/dev/null 2>&1 || true; done
+}
 cleanup() {
-  podman rm -f "${hosts[@]}" >/dev/null 2>&1 || true
+  remove_hosts
   rm -rf "$work" "$LABFORGE_CACHE/wheelhouse/$run_id"
 }
 trap cleanup EXIT
@@ -71,7 +74,7 @@ c=$(timed first-fleet "$(inventory fleet lfbench-f1 lfbench-f2 lfbench-f3)" flee
 compiles=$(grep -c "BUILD START llama-cpp-python" <(for h in lfbench-f1 lfbench-f2 lfbench-f3; do
   podman exec "$h" cat /var/log/labforge/instructlab-install.log; done) || true)
 echo "[bench] fleet of 3: llama-cpp-python compiled $compiles time(s)" >&2
-podman rm -f "${hosts[@]}" >/dev/null 2>&1 || true
+remove_hosts
 
 manual_out="$work/manual.txt"
 BENCH_OUT="$manual_out" "$repo/benchmarks/install_vs_manual.sh" >&2
