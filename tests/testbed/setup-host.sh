@@ -6,7 +6,7 @@ set -euo pipefail
 # shellcheck source=tests/testbed/env.sh
 . "$(dirname "$0")/env.sh"
 
-want=(podman runc debootstrap skopeo docker-registry apache2-utils shellcheck git openssl)
+want=(podman runc debootstrap golang-github-containernetworking-plugin-dnsname skopeo docker-registry apache2-utils shellcheck git openssl)
 missing=()
 for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
