@@ -10,8 +10,8 @@ example ``ilab_config`` with a train profile of ``auto``).
 API summary (stable; only additions from now on)::
 
     from ansible_collections.labforge.instructlab.plugins.module_utils._gpu import (
-        QUERY_FIELDS, query_argv, parse_query_csv, parse_cuda_version,
-        classify_failure, choose_profile, profile_details, known_ilab_versions)
+        QUERY_FIELDS, LEGACY_QUERY_FIELDS, query_argv, unknown_field, parse_query_csv,
+        parse_cuda_version, classify_failure, choose_profile, profile_details, known_ilab_versions)
 
     gpus = parse_query_csv(stdout)              # list of dicts (see GPU_KEYS)
     profile_id, reason = choose_profile(gpus, '0.26.1')
@@ -51,13 +51,22 @@ import re
 # Fields asked from ``nvidia-smi --query-gpu``; every driver since long before
 # 450 knows them. The CUDA version has no --query-gpu field on the drivers we
 # support: it is read from the header of plain ``nvidia-smi``.
-QUERY_FIELDS = ('index', 'name', 'uuid', 'memory.total', 'memory.used', 'driver_version')
-GPU_KEYS = ('index', 'name', 'uuid', 'memory_total_mib', 'memory_used_mib', 'driver_version')
+# ``compute_cap`` (the CUDA compute capability, "8.6") exists since driver 510;
+# older drivers refuse the whole query ("... is not a valid field to query"),
+# and are asked again without it (LEGACY_QUERY_FIELDS).
+QUERY_FIELDS = ('index', 'name', 'uuid', 'memory.total', 'memory.used', 'driver_version', 'compute_cap')
+LEGACY_QUERY_FIELDS = QUERY_FIELDS[:-1]
+GPU_KEYS = ('index', 'name', 'uuid', 'memory_total_mib', 'memory_used_mib', 'driver_version', 'compute_cap')
 
 
-def query_argv(nvidia_smi):
+def query_argv(nvidia_smi, fields=QUERY_FIELDS):
     """argv of the machine-readable query."""
-    return [nvidia_smi, '--query-gpu=' + ','.join(QUERY_FIELDS), '--format=csv,noheader,nounits']
+    return [nvidia_smi, '--query-gpu=' + ','.join(fields), '--format=csv,noheader,nounits']
+
+
+def unknown_field(stdout, stderr):
+    """True when nvidia-smi refused a field of the query (a driver older than the field)."""
+    return 'is not a valid field to query' in '\n'.join(t for t in (stdout, stderr) if t)
 
 
 def _int_or_none(value):
@@ -68,28 +77,36 @@ def _int_or_none(value):
         return None
 
 
-def parse_query_csv(text):
-    """Parse ``--format=csv,noheader,nounits`` output of :data:`QUERY_FIELDS`.
+def _compute_cap(value):
+    """'8.6' -> '8.6'; '[N/A]' or a missing field -> None."""
+    return value if value and re.match(r'^[0-9]+\.[0-9]+$', value) else None
 
-    Returns a list of dicts with :data:`GPU_KEYS`; raises ValueError on a line
-    with the wrong number of fields. GPU names never contain commas.
+
+def parse_query_csv(text, fields=QUERY_FIELDS):
+    """Parse ``--format=csv,noheader,nounits`` output of ``fields`` (:data:`QUERY_FIELDS`
+    or :data:`LEGACY_QUERY_FIELDS`).
+
+    Returns a list of dicts with :data:`GPU_KEYS` (``compute_cap`` None when not
+    asked or not known); raises ValueError on a line with the wrong number of
+    fields. GPU names never contain commas.
     """
     gpus = []
     for line in (text or '').splitlines():
         line = line.strip()
         if not line:
             continue
-        fields = [f.strip() for f in line.split(',')]
-        if len(fields) != len(QUERY_FIELDS):
+        values = [f.strip() for f in line.split(',')]
+        if len(values) != len(fields):
             raise ValueError('unexpected nvidia-smi line (%d fields, expected %d): %r'
-                             % (len(fields), len(QUERY_FIELDS), line))
+                             % (len(values), len(fields), line))
         gpus.append({
-            'index': _int_or_none(fields[0]),
-            'name': fields[1],
-            'uuid': fields[2],
-            'memory_total_mib': _int_or_none(fields[3]),
-            'memory_used_mib': _int_or_none(fields[4]),
-            'driver_version': fields[5],
+            'index': _int_or_none(values[0]),
+            'name': values[1],
+            'uuid': values[2],
+            'memory_total_mib': _int_or_none(values[3]),
+            'memory_used_mib': _int_or_none(values[4]),
+            'driver_version': values[5],
+            'compute_cap': _compute_cap(values[6]) if len(values) > 6 else None,
         })
     return gpus
 

@@ -13,8 +13,9 @@ module: gpu_info
 short_description: NVIDIA GPU facts and the InstructLab system profile that fits them
 version_added: "0.1.0"
 description:
-  - Reads the NVIDIA GPUs of a host from C(nvidia-smi --query-gpu=index,name,uuid,memory.total,memory.used,driver_version
+  - Reads the NVIDIA GPUs of a host from C(nvidia-smi --query-gpu=index,name,uuid,memory.total,memory.used,driver_version,compute_cap
     --format=csv,noheader,nounits) and the CUDA version (of the driver) from the header of plain C(nvidia-smi).
+    Drivers older than 510 know no C(compute_cap); they are asked again without it.
   - When there is no C(nvidia-smi), no loaded driver, no GPU, or the kernel module and the user-space
     driver differ (C(Driver/library version mismatch), normal until the reboot that follows a driver update),
     the module does not fail; it returns an empty GPU list, a O(ignore:status) and a human-readable O(ignore:reason).
@@ -116,6 +117,10 @@ gpus:
       description: Driver version.
       type: str
       sample: 565.57.01
+    compute_cap:
+      description: CUDA compute capability (C(major.minor)); null when the driver does not report it (older than 510).
+      type: str
+      sample: "8.6"
     cuda_version:
       description: Highest CUDA version the driver supports (from the C(nvidia-smi) header); null if unknown.
       type: str
@@ -127,6 +132,7 @@ gpus:
       memory_total_mib: 23028
       memory_used_mib: 0
       driver_version: 565.57.01
+      compute_cap: "8.6"
       cuda_version: "12.7"
 gpu_count:
   description: Number of GPUs.
@@ -197,7 +203,7 @@ commands:
   returned: always
   type: list
   elements: list
-  sample: [["/usr/bin/nvidia-smi", "--query-gpu=index,name,uuid,memory.total,memory.used,driver_version",
+  sample: [["/usr/bin/nvidia-smi", "--query-gpu=index,name,uuid,memory.total,memory.used,driver_version,compute_cap",
             "--format=csv,noheader,nounits"], ["/usr/bin/nvidia-smi"]]
 ansible_facts:
   description: Facts.
@@ -212,6 +218,8 @@ ansible_facts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.labforge.instructlab.plugins.module_utils._gpu import (
+    LEGACY_QUERY_FIELDS,
+    QUERY_FIELDS,
     STATUS_ERROR,
     STATUS_NO_GPU,
     STATUS_NO_NVIDIA_SMI,
@@ -223,6 +231,7 @@ from ansible_collections.labforge.instructlab.plugins.module_utils._gpu import (
     parse_query_csv,
     profile_details,
     query_argv,
+    unknown_field,
 )
 
 _SEARCH = ['/usr/bin', '/usr/local/bin', '/usr/local/nvidia/bin', '/usr/lib/wsl/lib']
@@ -235,14 +244,21 @@ def read_gpus(module):
     if not nvidia_smi:
         return (STATUS_NO_NVIDIA_SMI, 'nvidia-smi not found: no NVIDIA driver is installed on this host',
                 [], None, commands)
-    argv = query_argv(nvidia_smi)
+    fields = QUERY_FIELDS
+    argv = query_argv(nvidia_smi, fields)
     commands.append(argv)
     rc, out, err = module.run_command(argv, environ_update={'LC_ALL': 'C'})
+    if rc != 0 and unknown_field(out, err):
+        # a driver older than 510 knows no compute_cap
+        fields = LEGACY_QUERY_FIELDS
+        argv = query_argv(nvidia_smi, fields)
+        commands.append(argv)
+        rc, out, err = module.run_command(argv, environ_update={'LC_ALL': 'C'})
     if rc != 0:
         status, reason = classify_failure(rc, out, err)
         return status, reason, [], None, commands
     try:
-        gpus = parse_query_csv(out)
+        gpus = parse_query_csv(out, fields)
     except ValueError as exc:
         return STATUS_ERROR, str(exc), [], None, commands
     if not gpus:

@@ -23,8 +23,11 @@ from ansible_collections.labforge.instructlab.plugins.modules import gpu_info
 
 FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures', 'nvidia-smi')
 SMI = '/usr/bin/nvidia-smi'
-QUERY = [SMI, '--query-gpu=index,name,uuid,memory.total,memory.used,driver_version',
+QUERY = [SMI, '--query-gpu=index,name,uuid,memory.total,memory.used,driver_version,compute_cap',
          '--format=csv,noheader,nounits']
+# drivers older than 510 refuse compute_cap: asked again without it
+LEGACY_QUERY = [SMI, '--query-gpu=index,name,uuid,memory.total,memory.used,driver_version',
+                '--format=csv,noheader,nounits']
 PLAIN = [SMI]
 
 
@@ -117,6 +120,7 @@ def test_a10g_x1(monkeypatch):
         'memory_total_mib': 23028,
         'memory_used_mib': 1,
         'driver_version': '565.57.01',
+        'compute_cap': '8.6',
         'cuda_version': '12.7',
     }]
     assert result['gpu_count'] == 1
@@ -144,6 +148,7 @@ def test_l4_x1(monkeypatch):
         'memory_total_mib': 23034,
         'memory_used_mib': 1,
         'driver_version': '550.90.07',
+        'compute_cap': '8.9',
         'cuda_version': '12.4',
     }]
     assert (result['driver_branch'], result['cuda_version'], result['status']) == ('550', '12.4', 'ok')
@@ -192,6 +197,7 @@ def test_h100_x8(monkeypatch):
         'memory_total_mib': 81559,
         'memory_used_mib': 1,
         'driver_version': '550.127.05',
+        'compute_cap': '9.0',
         'cuda_version': '12.4',
     }
     assert result['total_memory_mib'] == 8 * 81559
@@ -273,7 +279,29 @@ def test_unparsable_query(monkeypatch):
     result, _calls = run_module(monkeypatch, {tuple(QUERY): (0, '0, NVIDIA A10G, 23028\n', '')})
     assert result['status'] == 'error'
     assert result['gpus'] == []
-    assert 'unexpected nvidia-smi line (3 fields, expected 6)' in result['reason']
+    assert 'unexpected nvidia-smi line (3 fields, expected 7)' in result['reason']
+
+
+def test_driver_without_compute_cap_is_asked_again(monkeypatch):
+    """A driver older than 510 refuses the compute_cap field (its own message, rc 2): the query is
+    repeated without it and the GPUs have compute_cap None."""
+    legacy = ''.join(line.rsplit(',', 1)[0] + '\n' for line in fixture('a10g-x1.query.csv').splitlines())
+    commands = {
+        tuple(QUERY): (2, 'Field "compute_cap" is not a valid field to query.\n', ''),
+        tuple(LEGACY_QUERY): (0, legacy, ''),
+        tuple(PLAIN): (0, fixture('a10g-x1.txt'), ''),
+    }
+    result, calls = run_module(monkeypatch, commands)
+    check_common(result, calls, [QUERY, LEGACY_QUERY, PLAIN])
+    assert result['status'] == 'ok'
+    assert [(g['name'], g['compute_cap']) for g in result['gpus']] == [('NVIDIA A10G', None)]
+
+
+def test_compute_cap_not_available(monkeypatch):
+    """'[N/A]' (MIG or vGPU setups) is not a compute capability."""
+    line = fixture('a10g-x1.query.csv').replace('8.6', '[N/A]')
+    result, _calls = run_module(monkeypatch, {tuple(QUERY): (0, line, ''), tuple(PLAIN): (0, fixture('a10g-x1.txt'), '')})
+    assert result['gpus'][0]['compute_cap'] is None
 
 
 # --- module_utils._gpu.choose_profile -------------------------------------------------------
