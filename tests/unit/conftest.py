@@ -5,6 +5,7 @@ to be imported by its FQCN. When the checkout is not already laid out like that
 (a plain clone), a link is made in a private directory and put on sys.path.
 """
 
+import hashlib
 import os
 import sys
 import tempfile
@@ -18,7 +19,10 @@ def _collections_dir():
             and os.path.basename(parent) == "labforge"
             and os.path.basename(os.path.dirname(parent)) == "ansible_collections"):
         return os.path.dirname(os.path.dirname(parent))
-    base = os.path.join(tempfile.gettempdir(), "labforge-unit-%d" % os.getuid())
+    # one directory per checkout: two checkouts (worktrees) of one user must not
+    # redirect each other's link
+    base = os.path.join(tempfile.gettempdir(), "labforge-unit-%d-%s" % (
+        os.getuid(), hashlib.sha256(ROOT.encode("utf-8")).hexdigest()[:12]))
     link = os.path.join(base, "ansible_collections", "labforge", "instructlab")
     os.makedirs(os.path.dirname(link), exist_ok=True)
     if os.path.realpath(link) != ROOT:
