@@ -47,32 +47,80 @@ PROBE_OK = {
     '__nvidia_driver_kernel_devel_newest': '',
 }
 
+
+def repos(*pairs):
+    """__nvidia_driver_repos as probe-RedHat.yml reads them from `dnf repolist --all`."""
+    return [{'id': i, 'status': st} for i, st in pairs]
+
+
+# Repository ids as each vendor's image has them (CodeReady Builder disabled).
+REPOS_RHEL_SUB = repos(('rhel-9-for-x86_64-appstream-rpms', 'enabled'), ('rhel-9-for-x86_64-baseos-rpms', 'enabled'),
+                       ('codeready-builder-for-rhel-9-x86_64-debug-rpms', 'disabled'),
+                       ('codeready-builder-for-rhel-9-x86_64-rpms', 'disabled'),
+                       ('codeready-builder-for-rhel-9-x86_64-source-rpms', 'disabled'))
+REPOS_RHEL_RHUI_AWS = repos(('codeready-builder-for-rhel-9-rhui-debug-rpms', 'disabled'),
+                            ('codeready-builder-for-rhel-9-rhui-rpms', 'disabled'),
+                            ('codeready-builder-for-rhel-9-rhui-source-rpms', 'disabled'),
+                            ('rhel-9-appstream-rhui-rpms', 'enabled'), ('rhel-9-baseos-rhui-rpms', 'enabled'),
+                            ('rhui-client-config-server-9', 'enabled'))
+REPOS_EL9_CRB = repos(('appstream', 'enabled'), ('baseos', 'enabled'), ('crb', 'disabled'), ('crb-debuginfo', 'disabled'),
+                      ('extras', 'enabled'))
+REPOS_EL9_CRB_ON = repos(('appstream', 'enabled'), ('baseos', 'enabled'), ('crb', 'enabled'))
+REPOS_RHEL10_SUB = repos(('rhel-10-for-x86_64-baseos-rpms', 'enabled'),
+                         ('codeready-builder-for-rhel-10-x86_64-rpms', 'disabled'))
+
 CASES = {
-    'rhel_open_latest': (facts('RedHat', '9', EL_KERNEL, 'x86_64', version='9.4'), {}),
+    'rhel_open_latest': (facts('RedHat', '9', EL_KERNEL, 'x86_64', version='9.4'),
+                         {'nvidia_driver_branch': '', '__nvidia_driver_repos': REPOS_RHEL_SUB}),
     'rocky_proprietary_580_toolkit': (
         facts('Rocky', '9', EL_KERNEL, 'x86_64', version='9.4'),
         {'nvidia_driver_kernel_module': 'proprietary', 'nvidia_driver_branch': '580',
-         'nvidia_driver_cuda_toolkit_version': '12.8'}),
+         'nvidia_driver_cuda_toolkit_version': '12.8', '__nvidia_driver_repos': REPOS_EL9_CRB}),
     'alma_aarch64_64k_open_580': (
         facts('AlmaLinux', '9', '5.14.0-503.14.1.el9_5.aarch64+64k', 'aarch64', version='9.5'),
-        {'nvidia_driver_branch': 580}),
+        {'nvidia_driver_branch': 580, '__nvidia_driver_repos': REPOS_EL9_CRB}),
     'centos_proprietary_550': (
         facts('CentOS', '9', '5.14.0-570.el9.x86_64', 'x86_64'),
-        {'nvidia_driver_kernel_module': 'proprietary', 'nvidia_driver_branch': '550'}),
+        {'nvidia_driver_kernel_module': 'proprietary', 'nvidia_driver_branch': '550',
+         '__nvidia_driver_repos': REPOS_EL9_CRB_ON}),
+    # the users' hosts: RHEL 9.4 on AWS (RHUI), a working 565 driver
+    'rhel_rhui_installed_565': (
+        facts('RedHat', '9', EL_KERNEL, 'x86_64', version='9.4'),
+        {'__nvidia_driver_repos': REPOS_RHEL_RHUI_AWS, '__nvidia_driver_installed_branch': '565',
+         '__nvidia_driver_kernel_devel_matched_available': True}),
+    'rhel_installed_no_driver': (
+        facts('RedHat', '9', EL_KERNEL, 'x86_64', version='9.4'),
+        {'__nvidia_driver_repos': REPOS_RHEL_SUB, '__nvidia_driver_installed_branch': ''}),
+    'rhel_no_crb_known': (
+        facts('RedHat', '9', EL_KERNEL, 'x86_64', version='9.4'),
+        {'__nvidia_driver_repos': repos(('rhel-9-baseos-rhui-rpms', 'enabled'))}),
+    'rhel10_open_580': (
+        facts('RedHat', '10', '6.12.0-55.9.1.el10_0.x86_64', 'x86_64', version='10.0'),
+        {'nvidia_driver_branch': '580', '__nvidia_driver_repos': REPOS_RHEL10_SUB,
+         '__nvidia_driver_kernel_devel_matched_available': True}),
+    'rocky10_open_latest_toolkit_12_7': (
+        facts('Rocky', '10', '6.12.0-55.9.1.el10_0.x86_64', 'x86_64', version='10.0'),
+        {'nvidia_driver_branch': 'latest', 'nvidia_driver_cuda_toolkit_version': '12.7',
+         '__nvidia_driver_repos': REPOS_EL9_CRB,
+         '__nvidia_driver_toolkits_offered': ['12.9', '12.6', '12.8', '13.0', '12.10']}),
+    'rocky_toolkit_12_6_offered': (
+        facts('Rocky', '9', EL_KERNEL, 'x86_64', version='9.4'),
+        {'nvidia_driver_cuda_toolkit_version': '12.6', '__nvidia_driver_repos': REPOS_EL9_CRB,
+         '__nvidia_driver_toolkits_offered': ['12.6', '12.8']}),
     'rhel_issue75_525': (
         facts('RedHat', '9', EL_KERNEL, 'x86_64', version='9.4'),
         {'nvidia_driver_kernel_module': 'proprietary', 'nvidia_driver_branch': '525', 'nvidia_driver_epel': False}),
     'rhel_full_version_rejected': (
         facts('RedHat', '9', EL_KERNEL, 'x86_64', version='9.4'),
-        {'nvidia_driver_branch': '525.125.06'}),
+        {'nvidia_driver_branch': '525.125.06', '__nvidia_driver_repos': REPOS_RHEL_SUB}),
     'rhel_kernel_mismatch': (
         facts('RedHat', '9', '5.14.0-362.8.1.el9_3.x86_64', 'x86_64', version='9.3'),
-        {'__nvidia_driver_kernel_devel_available': False,
+        {'__nvidia_driver_repos': REPOS_RHEL_SUB, '__nvidia_driver_kernel_devel_available': False,
          '__nvidia_driver_kernel_devel_installed': [EL_KERNEL],
          '__nvidia_driver_kernel_devel_newest': '5.14.0-503.14.1.el9_5.x86_64'}),
     'rocky_kernel_mismatch_update': (
         facts('Rocky', '9', '5.14.0-362.8.1.el9_3.x86_64', 'x86_64', version='9.3'),
-        {'nvidia_driver_kernel_mismatch': 'update',
+        {'nvidia_driver_kernel_mismatch': 'update', '__nvidia_driver_repos': REPOS_EL9_CRB,
          '__nvidia_driver_kernel_devel_available': False,
          '__nvidia_driver_kernel_devel_newest': '5.14.0-503.14.1.el9_5.x86_64'}),
     'debian12_open_580': (
@@ -111,6 +159,11 @@ PLAYBOOK = """
           ansible.builtin.include_role:
             name: labforge.instructlab.nvidia_driver
             tasks_from: plan
+        - name: Check the toolkit against the repository's list
+          ansible.builtin.include_role:
+            name: labforge.instructlab.nvidia_driver
+            tasks_from: toolkit-plan
+          when: __nvidia_driver_toolkits_offered is defined
         - name: Save the plan
           ansible.builtin.copy:
             content: "{{ {'plan': __nvidia_driver_plan} | to_json }}"
@@ -227,7 +280,8 @@ def test_full_driver_version_is_rejected(results):
     r = results['rhel_full_version_rejected']
     assert 'plan' not in r
     assert r['failed_task'] == 'Check the role\'s variables'
-    assert 'nvidia_driver_branch=525.125.06 (a branch number such as 580, or empty for the latest)' in r['msg']
+    assert ('nvidia_driver_branch=525.125.06 (a branch number such as 580, installed, or empty/latest for the latest)'
+            in r['msg'])
 
 
 def test_kernel_devel_mismatch_fails_clearly(results):
@@ -283,3 +337,92 @@ def test_ubuntu2204_arm(results):
     p = plan(results, 'ubuntu2204_arm_open')
     assert p['keyring_url'] == NV + '/ubuntu2204/sbsa/cuda-keyring_1.1-1_all.deb'
     assert p['driver_packages'] == ['nvidia-open']
+
+
+# --- issue 15: real EL hosts ---------------------------------------------------------------
+
+def test_installed_keeps_a_working_driver_branch(results):
+    """The default nvidia_driver_branch (installed) pins the working 565 driver's stream: a rerun
+    never moves it to the newest branch."""
+    p = plan(results, 'rhel_rhui_installed_565')
+    assert p['branch'] == '565' and p['expected_branch'] == '565'
+    assert p['module_stream'] == 'nvidia-driver:565-open'
+    assert p['module_enable'] is False
+    assert p['driver_packages'] == ['@nvidia-driver:565-open/default']
+    assert p['branch_reason'] == 'nvidia_driver_branch: installed, the working driver is of branch 565'
+
+
+def test_installed_without_a_working_driver_takes_the_newest(results):
+    p = plan(results, 'rhel_installed_no_driver')
+    assert p['branch'] == '' and p['module_stream'] == 'nvidia-driver:open-dkms'
+    assert p['branch_reason'] == 'nvidia_driver_branch: installed, no working driver: the newest branch'
+
+
+def test_codeready_builder_on_rhui_is_enabled_with_dnf(results):
+    """AWS RHEL images get their repositories from RHUI: subscription-manager manages none of them."""
+    p = plan(results, 'rhel_rhui_installed_565')
+    assert p['crb_repo'] == 'codeready-builder-for-rhel-9-rhui-rpms'
+    assert p['crb_enabled'] is False
+    assert p['crb_command'] == ['dnf', 'config-manager', '--set-enabled', 'codeready-builder-for-rhel-9-rhui-rpms']
+
+
+def test_codeready_builder_with_a_subscription(results):
+    p = plan(results, 'rhel_open_latest')
+    assert p['crb_command'] == ['subscription-manager', 'repos', '--enable=codeready-builder-for-rhel-9-x86_64-rpms']
+
+
+@pytest.mark.parametrize('case', ['rocky_proprietary_580_toolkit', 'alma_aarch64_64k_open_580'])
+def test_codeready_builder_on_rocky_and_alma(results, case):
+    p = plan(results, case)
+    assert p['crb_repo'] == 'crb' and p['crb_enabled'] is False
+    assert p['crb_command'] == ['dnf', 'config-manager', '--set-enabled', 'crb']
+
+
+def test_codeready_builder_already_enabled(results):
+    p = plan(results, 'centos_proprietary_550')
+    assert p['crb_repo'] == 'crb' and p['crb_enabled'] is True
+
+
+def test_no_codeready_builder_known_fails_clearly(results):
+    r = results['rhel_no_crb_known']
+    assert 'plan' not in r
+    assert r['failed_task'] == 'Fail when no CodeReady Builder repository is known (EPEL\'s dkms needs it)'
+    assert 'found rhel-9-baseos-rhui-rpms' in r['msg']
+    assert '^codeready-builder-for-rhel-9-x86_64-rpms$' in r['msg']
+
+
+def test_kernel_devel_matched_where_it_exists(results):
+    assert plan(results, 'rhel_rhui_installed_565')['kernel_packages'] == [
+        'kernel-devel-matched-' + EL_KERNEL, 'kernel-headers']
+    # not offered: kernel-devel of the running kernel
+    assert plan(results, 'rhel_open_latest')['kernel_packages'] == ['kernel-devel-' + EL_KERNEL, 'kernel-headers']
+
+
+def test_rhel10_has_no_module_streams_and_pins_with_versionlock(results):
+    p = plan(results, 'rhel10_open_580')
+    assert p['repo_url'] == NV + '/rhel10/x86_64/cuda-rhel10.repo'
+    assert p['module_stream'] == '' and p['module_enable'] is False
+    assert p['driver_packages'] == ['nvidia-open']
+    assert p['versionlock'] == '*nvidia*580*'
+    assert p['versionlock_package'] == 'python3-dnf-plugin-versionlock'
+    assert p['expected_branch'] == '580'
+    assert p['epel_release'] == 'https://dl.fedoraproject.org/pub/epel/epel-release-latest-10.noarch.rpm'
+    assert p['crb_command'] == ['subscription-manager', 'repos', '--enable=codeready-builder-for-rhel-10-x86_64-rpms']
+    assert p['kernel_packages'] == ['kernel-devel-matched-6.12.0-55.9.1.el10_0.x86_64', 'kernel-headers']
+
+
+def test_el9_has_no_versionlock(results):
+    assert plan(results, 'rhel_open_latest')['versionlock'] == ''
+
+
+def test_toolkit_version_the_repository_does_not_offer(results):
+    """There never was a CUDA 12.7: refused before the driver is installed, listing what exists."""
+    r = results['rocky10_open_latest_toolkit_12_7']
+    assert 'plan' not in r
+    assert r['msg'] == (
+        'nvidia_driver_cuda_toolkit_version=12.7: NVIDIA\'s repository (%s/rhel10/x86_64) has no '
+        'cuda-toolkit-12-7. It offers CUDA 12.6, 12.8, 12.9, 12.10, 13.0.' % NV)
+
+
+def test_toolkit_version_the_repository_offers(results):
+    assert plan(results, 'rocky_toolkit_12_6_offered')['toolkit_packages'] == ['cuda-toolkit-12-6']
