@@ -17,7 +17,7 @@ export PY_COLORS := 0
 export ANSIBLE_NOCOLOR := 1
 
 # Molecule scenarios run by `make test`, in this order.
-MOLECULE_SCENARIOS ?= default python nvidia_driver instructlab fleet
+MOLECULE_SCENARIOS ?= default python nvidia_driver instructlab gpu_sim fleet
 
 GATES := lint sanity unit build ee molecule integration molecule-el9
 

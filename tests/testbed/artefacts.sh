@@ -4,6 +4,8 @@
 #   python-mirror/   pyenv clone + CPython tarball mirror  (make-python-mirror.sh)
 #   models/SmolLM2-135M-Instruct.Q4_1.gguf   teacher test model (make-test-model.sh)
 #   models/student -> student-<hash>/        tiny trainable student (make-student.py)
+#   cuda-toolkit/cuda-12.4 -> cuda-12.4.131-<hash>/   CUDA toolkit of the gpu_sim
+#                                            scenario (cuda-toolkit.sh)
 #   uv/, wheelhouse/                         caches shared by the test hosts
 #   apt-archives/   apt cache of the integration hosts (one host at a time)
 # Test hosts get them under /srv/labforge (see host-volumes.sh).
@@ -14,6 +16,7 @@ set -euo pipefail
 mkdir -p "$LABFORGE_CACHE"/{uv,wheelhouse,models,apt-archives/partial}
 "$TESTBED_DIR/make-python-mirror.sh" >/dev/null
 "$TESTBED_DIR/make-test-model.sh" >/dev/null
+"$TESTBED_DIR/cuda-toolkit.sh" >/dev/null
 
 # The student builder needs torch, transformers and sentencepiece: a small
 # controller venv for it, cached and keyed by its requirements.

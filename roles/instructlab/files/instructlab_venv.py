@@ -18,8 +18,11 @@ install steps: create the venv -> install every locked wheel with hashes and
 --only-binary (nothing compiled; skipped when `locked` did it for this plan) -> take each source-only package from the
 wheelhouse, compiling it into the wheelhouse first when it is missing there
 and this host may build -> install those wheels (sha256 checked) ->
-`pip check` -> import torch/llama_cpp/instructlab, `ilab --version`, GPU
-offload check -> write labforge-manifest.json -> chown to the service user.
+`pip check` -> as the service user: import torch/llama_cpp/instructlab,
+`ilab --version`, and on the cuda accelerator the GPU check (llama.cpp
+offloads, torch sees gpu_info's GPUs; on failure the cause: wheel without
+CUDA, no driver library, missing CUDA runtime libraries, no device nodes,
+driver too old) -> write labforge-manifest.json -> chown to the service user.
 Any failure removes the new directory; the active venv is never touched.
 """
 
@@ -27,10 +30,12 @@ import datetime
 import hashlib
 import json
 import os
+import pwd
 import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -91,9 +96,16 @@ def run(log, argv, env=None, cwd=None, what=None):
     return time.time() - start
 
 
-def capture(argv, env=None):
+def capture(argv, env=None, user=None):
+    """(rc, stdout, stderr) of argv; as USER (its groups, home and a readable cwd) when given."""
+    kwargs = {}
+    if user and user != "root" and os.geteuid() == 0:
+        pw = pwd.getpwnam(user)
+        kwargs = {"user": pw.pw_uid, "group": pw.pw_gid, "cwd": pw.pw_dir if os.path.isdir(pw.pw_dir) else "/",
+                  "extra_groups": [g for g in os.getgrouplist(user, pw.pw_gid) if g != pw.pw_gid]}
+        env = dict(env if env is not None else os.environ, HOME=pw.pw_dir, USER=user, LOGNAME=user)
     proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          stdin=subprocess.DEVNULL, check=False, universal_newlines=True)
+                          stdin=subprocess.DEVNULL, check=False, universal_newlines=True, **kwargs)
     return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -272,21 +284,200 @@ def build_wheel(log, plan, py, wheel, env):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+# Run by the venv's python as the service user: imports the stack like ilab
+# does; the GPU checks only when asked. Prints one JSON object.
+VERIFY_CODE = r"""
+import json, sys
+check_gpu, import_llama = sys.argv[1] == "1", sys.argv[2] == "1"
+out = {}
+def err(exc):
+    return "%s: %s" % (type(exc).__name__, exc)
+try:
+    import torch
+    out["torch"] = torch.__version__
+    out["torch_cuda"] = torch.version.cuda
+    if check_gpu:
+        out["torch_devices"] = torch.cuda.device_count()
+except Exception as exc:  # noqa: BLE001 - reported, not raised
+    out["torch_error"] = err(exc)
+if import_llama:
+    try:
+        import llama_cpp
+        out["llama_cpp"] = llama_cpp.__version__
+        out["gpu_offload"] = bool(llama_cpp.llama_supports_gpu_offload())
+    except Exception as exc:  # noqa: BLE001
+        out["llama_error"] = err(exc)
+try:
+    import instructlab
+except Exception as exc:  # noqa: BLE001
+    out["instructlab_error"] = err(exc)
+print(json.dumps(out))
+"""
+
+# Run by the venv's python as the service user, in a process of its own (no
+# torch loaded that could satisfy a library): what the CUDA build of llama.cpp
+# needs at run time and what this host offers. Standard library only.
+GPU_DIAG_CODE = r"""
+import ctypes, glob, importlib.util, json, os, struct
+out = {"dev_nodes": sorted(glob.glob("/dev/nvidia*")), "libs": {}}
+try:
+    with open("/proc/driver/nvidia/version") as fh:
+        out["kernel_module"] = fh.readline().strip()
+except OSError:
+    out["kernel_module"] = None
+spec = importlib.util.find_spec("llama_cpp")
+libdir = os.path.join(list(spec.submodule_search_locations)[0], "lib") if spec else None
+cuda = sorted(glob.glob(os.path.join(libdir, "libggml-cuda.so*"))) if libdir else []
+out["libdir"], out["cuda_lib"] = libdir, (cuda[0] if cuda else None)
+def needed(path):
+    # DT_NEEDED entries of a 64-bit little-endian ELF file
+    with open(path, "rb") as fh:
+        head = fh.read(64)
+        if head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
+            return []
+        shoff, = struct.unpack_from("<Q", head, 0x28)
+        shentsize, shnum = struct.unpack_from("<HH", head, 0x3A)
+        fh.seek(shoff)
+        table = fh.read(shentsize * shnum)
+        secs = [struct.unpack_from("<IIQQQQIIQQ", table, i * shentsize) for i in range(shnum)]
+        for sec in secs:
+            if sec[1] != 6:  # SHT_DYNAMIC
+                continue
+            fh.seek(secs[sec[6]][4])
+            strtab = fh.read(secs[sec[6]][5])
+            fh.seek(sec[4])
+            dyn = fh.read(sec[5])
+            names = []
+            for off in range(0, len(dyn) - 15, 16):
+                tag, val = struct.unpack_from("<qQ", dyn, off)
+                if tag == 0:
+                    break
+                if tag == 1:
+                    names.append(strtab[val:strtab.index(b"\0", val)].decode())
+            return names
+    return []
+if out["cuda_lib"]:
+    out["needed"] = needed(out["cuda_lib"])
+    for name in out["needed"]:
+        if os.path.exists(os.path.join(libdir, name)):
+            continue  # next to it ($ORIGIN)
+        try:
+            ctypes.CDLL(name)
+            out["libs"][name] = None
+        except OSError as exc:
+            out["libs"][name] = str(exc)
+for name in [n for n in out.get("needed", []) if n.startswith("libcudart.so")][:1]:
+    try:
+        version = ctypes.c_int(0)
+        ctypes.CDLL(name).cudaRuntimeGetVersion(ctypes.byref(version))
+        out["runtime_version"] = version.value
+    except (OSError, AttributeError):
+        pass
+try:
+    libcuda = ctypes.CDLL("libcuda.so.1")
+    version = ctypes.c_int(0)
+    libcuda.cuDriverGetVersion(ctypes.byref(version))
+    out["driver_cuda_version"] = version.value
+    rc = libcuda.cuInit(0)
+    out["cu_init"] = rc
+    if rc:
+        name = ctypes.c_char_p()
+        libcuda.cuGetErrorName(rc, ctypes.byref(name))
+        out["cu_init_error"] = (name.value or b"").decode()
+except OSError as exc:
+    out["libcuda_error"] = str(exc)
+print(json.dumps(out))
+"""
+
+
+def _cuda_version(number):
+    """12040 -> '12.4' (CUDA's integer versions)."""
+    return "%d.%d" % (number // 1000, (number % 1000) // 10) if number else None
+
+
+def _last_json(text):
+    lines = (text or "").strip().splitlines()
+    try:
+        return json.loads(lines[-1]) if lines else None
+    except ValueError:
+        return None
+
+
+def gpu_cause(plan, info, diag):
+    """Why a cuda venv cannot use the GPU, from the verification (INFO) and the host facts (DIAG).
+
+    None when llama.cpp offloads and torch sees gpu_info's GPUs. Pure function (unit-tested)."""
+    gpu = plan.get("gpu") or {}
+    want = int(gpu.get("count") or 0)
+    offload = info.get("gpu_offload")
+    devices = info.get("torch_devices")
+    if offload and devices == want and not info.get("llama_error"):
+        return None
+    if diag.get("cuda_lib") is None:
+        return ("the llama-cpp-python wheel was built without CUDA: %s has no libggml-cuda.so "
+                "(CMAKE_ARGS %r did not reach its build)" % (diag.get("libdir"), plan["desired"]["cmake_args"]))
+    causes = []
+    smi = ("nvidia-smi reports driver %s (CUDA %s)" % (gpu.get("driver_version"), gpu.get("driver_cuda"))
+           if gpu.get("status") == "ok" else "gpu_info: %s" % (gpu.get("reason") or gpu.get("status")))
+    libcuda_error = diag.get("libcuda_error")
+    if libcuda_error:
+        if gpu.get("status") == "ok":
+            causes.append("the GPU runtime is missing: %s, but libcuda.so.1 (the CUDA driver library that comes "
+                          "with the NVIDIA driver) cannot be loaded (%s)" % (smi, libcuda_error))
+        else:
+            causes.append("no NVIDIA driver on this host: libcuda.so.1 (the CUDA driver library) cannot be "
+                          "loaded (%s); %s" % (libcuda_error, smi))
+    missing = sorted(n for n, e in (diag.get("libs") or {}).items() if e and not n.startswith("libcuda.so"))
+    if missing:
+        causes.append("the CUDA runtime libraries this build links cannot be found: %s (add the toolkit's "
+                      "library directory, %s/lib64, to the dynamic loader: /etc/ld.so.conf.d/ and ldconfig)"
+                      % (", ".join(missing), gpu.get("cuda_home") or "the CUDA toolkit"))
+    if not diag.get("dev_nodes"):
+        module = diag.get("kernel_module")
+        causes.append("no /dev/nvidia* device nodes (%s)" % (
+            "kernel module loaded: %s" % module if module
+            else "the NVIDIA kernel module is not loaded: no /proc/driver/nvidia/version"))
+    runtime = _cuda_version(diag.get("runtime_version"))
+    driver_cuda = _cuda_version(diag.get("driver_cuda_version")) or gpu.get("driver_cuda") or None
+    if runtime and driver_cuda and int(driver_cuda.split(".")[0]) < int(runtime.split(".")[0]):
+        need = (gpu.get("min_driver") or {}).get(runtime.split(".")[0])
+        causes.append("driver %s (CUDA %s) is older than this build's CUDA %s runtime needs%s" % (
+            gpu.get("driver_version") or "?", driver_cuda, runtime, " (driver %s or newer)" % need if need else ""))
+    if diag.get("cu_init"):
+        causes.append("cuInit failed: %s (%s)" % (diag.get("cu_init_error") or "?", diag["cu_init"]))
+    if info.get("llama_error"):
+        causes.append("import llama_cpp failed: %s" % info["llama_error"])
+    elif not offload:
+        causes.append("llama_cpp.llama_supports_gpu_offload() is False")
+    if devices is not None and devices != want:
+        causes.append("torch.cuda.device_count() is %d, gpu_info found %d GPU(s)" % (devices, want))
+    if info.get("torch_error"):
+        causes.append("import torch failed: %s" % info["torch_error"])
+    return "; ".join(causes)
+
+
 def verify(log, plan, venv):
-    """Import the stack and ask llama.cpp about GPU offload, as the service user would run it."""
+    """Import the stack, as the service user runs it, and check the GPU on the cuda accelerator."""
     py = os.path.join(venv, "bin", "python")
+    user = plan.get("owner")
     env = base_env(plan)
     env["PATH"] = os.path.join(venv, "bin") + os.pathsep + env.get("PATH", "/usr/bin:/bin")
-    code = ("import json, torch, llama_cpp, instructlab\n"
-            "print(json.dumps({'torch': torch.__version__, 'torch_cuda': torch.version.cuda,\n"
-            "  'llama_cpp': llama_cpp.__version__,\n"
-            "  'gpu_offload': bool(llama_cpp.llama_supports_gpu_offload())}))\n")
-    rc, out, err = capture([py, "-c", code], env=env)
-    log.line("verify imports rc=%d %s %s" % (rc, out.strip(), err.strip()[-2000:]))
-    if rc != 0:
-        raise Failure("import torch, llama_cpp, instructlab failed: %s" % err.strip()[-600:])
-    info = json.loads(out.strip().splitlines()[-1])
-    rc, out, err = capture([os.path.join(venv, "bin", "ilab"), "--version"], env=env)
+    check_gpu = bool(plan.get("verify_gpu"))
+    cuda = plan["desired"]["accelerator"] == "cuda"
+    # a cuda build loads libcuda.so.1 with llama_cpp: a GPU-less builder (verify_gpu false) cannot import it
+    import_llama = check_gpu or not cuda
+    rc, out, err = capture([py, "-c", VERIFY_CODE, "1" if check_gpu else "0", "1" if import_llama else "0"],
+                           env=env, user=user)
+    log.line("verify imports as %s rc=%d %s %s" % (user, rc, out.strip(), err.strip()[-2000:]))
+    info = _last_json(out) if rc == 0 else None
+    if info is None:
+        raise Failure("verifying the venv as %s failed (rc %d): %s" % (user, rc, (err or out).strip()[-600:]))
+    broken = [info[k] for k in ("torch_error", "instructlab_error") if info.get(k)]
+    if info.get("llama_error") and not check_gpu:
+        broken.append(info["llama_error"])
+    if broken:
+        raise Failure("import torch, llama_cpp, instructlab failed: %s" % "; ".join(broken))
+    rc, out, err = capture([os.path.join(venv, "bin", "ilab"), "--version"], env=env, user=user)
     log.line("ilab --version rc=%d %s %s" % (rc, out.strip(), err.strip()[-2000:]))
     if rc != 0:
         raise Failure("ilab --version failed: %s" % (err or out).strip()[-600:])
@@ -294,7 +485,28 @@ def verify(log, plan, venv):
     want = plan["desired"]["instructlab_version"]
     if want not in out:
         raise Failure("ilab --version printed %r, expected version %s" % (out.strip(), want))
-    if plan.get("gpu_offload_required") and not info["gpu_offload"]:
+    if cuda:
+        rc, out, err = capture([py, "-c", GPU_DIAG_CODE], env=env, user=user)
+        diag = _last_json(out) if rc == 0 else None
+        log.line("GPU runtime facts rc=%d %s %s" % (rc, json.dumps(diag), err.strip()[-1000:]))
+        if diag is None:
+            raise Failure("reading the GPU runtime facts as %s failed (rc %d): %s" % (
+                user, rc, (err or out).strip()[-600:]))
+        if diag.get("cuda_lib") is None:
+            raise Failure(gpu_cause(plan, info, diag))
+        info["cuda_needed"] = diag.get("needed")
+    if not check_gpu:
+        info["gpu_check"] = "skipped (instructlab_verify_gpu: false)" if cuda else "not needed (%s)" % (
+            plan["desired"]["accelerator"])
+        return info
+    if cuda:
+        cause = gpu_cause(plan, info, diag)
+        if cause:
+            raise Failure("the GPU check failed (as %s): %s. The cuda install is not usable on this host: fix the "
+                          "cause, or set instructlab_verify_gpu: false only for image builds on GPU-less hosts"
+                          % (user, cause))
+        info["gpu_check"] = "llama.cpp offloads; torch sees %d GPU(s)" % info["torch_devices"]
+    elif not info.get("gpu_offload"):
         raise Failure(
             "accelerator %s: llama_cpp.llama_supports_gpu_offload() is False: the llama-cpp-python "
             "build is CPU-only or cannot reach the GPU driver (CMAKE_ARGS %r). A GPU host with a "

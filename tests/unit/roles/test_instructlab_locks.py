@@ -110,6 +110,9 @@ PLAY = """
     - block:
         - ansible.builtin.include_role:
             name: labforge.instructlab.instructlab
+            tasks_from: set_vars.yml
+        - ansible.builtin.include_role:
+            name: labforge.instructlab.instructlab
             tasks_from: validate.yml
         - ansible.builtin.copy:
             dest: "{{ out_dir }}/{{ inventory_hostname }}.json"
@@ -127,10 +130,14 @@ PY311 = sys.executable if sys.version_info[:2] == (3, 11) else "/usr/bin/python3
 
 CASES = {
     "cpu": {"instructlab_accelerator": "cpu"},
-    "cuda": {"instructlab_accelerator": "cuda"},
+    # a provided CUDA 12.4 toolkit (NVCC below) for the A10G's architecture
+    "cuda": {"instructlab_accelerator": "cuda", "instructlab_cuda_toolkit": "provided",
+             "instructlab_cuda_home": "NVCC", "instructlab_cuda_architectures": ["86"]},
     "cpu_extra": {"instructlab_accelerator": "cpu", "instructlab_llama_cmake_extra_args": ["-DGGML_AVX512=off"]},
     "cpu_native": {"instructlab_accelerator": "cpu", "instructlab_llama_native": True},
-    "auto_gpu": {"instructlab_accelerator": "auto", "case_gpu_info": {"gpu_count": 2, "status": "ok"}},
+    "auto_gpu": {"instructlab_accelerator": "auto", "instructlab_cuda_toolkit": "provided", "instructlab_cuda_home": "NVCC",
+                 "case_gpu_info": {"gpu_count": 2, "status": "ok", "driver_version": "565.57.01",
+                                   "gpus": [{"name": "NVIDIA A10G", "compute_cap": "8.6"}] * 2}},
     "auto_nogpu": {"instructlab_accelerator": "auto", "case_gpu_info": {"gpu_count": 0, "status": "no_gpu"}},
     "rocm": {"instructlab_accelerator": "rocm"},
     "old_release": {"instructlab_accelerator": "cpu", "instructlab_version": "0.25.0"},
@@ -147,12 +154,18 @@ def results(tmp_path_factory):
     fake = tmp / "python3.10"
     fake.write_text("#!/bin/sh\necho '{\"version\": \"3.10.12\", \"series\": \"3.10\", \"soabi\": \"x\"}'\n")
     fake.chmod(0o755)
+    nvcc = tmp / "cuda" / "bin" / "nvcc"
+    nvcc.parent.mkdir(parents=True)
+    nvcc.write_text("#!/bin/sh\necho 'Cuda compilation tools, release 12.4, V12.4.131'\n")
+    nvcc.chmod(0o755)
     inventory = {"all": {"hosts": {}}}
     for name, hostvars in CASES.items():
         hv = {"instructlab_python": PY311, "out_dir": str(tmp), "ansible_python_interpreter": sys.executable}
         hv.update(hostvars)
         if hv["instructlab_python"] == "FAKE310":
             hv["instructlab_python"] = str(fake)
+        if hv.get("instructlab_cuda_home") == "NVCC":
+            hv["instructlab_cuda_home"] = str(tmp / "cuda")
         inventory["all"]["hosts"][name] = hv
     (tmp / "inv.yml").write_text(yaml.safe_dump(inventory))
     (tmp / "play.yml").write_text(PLAY)
@@ -189,7 +202,8 @@ def test_cpu_flags_and_wheels(results):
 
 def test_cuda_flags(results):
     res = results["cuda"]
-    assert res["cmake"] == "-DGGML_CUDA=on -DGGML_NATIVE=off"
+    assert res["cmake"] == "-DGGML_CUDA=on -DGGML_NATIVE=off -DCMAKE_CUDA_ARCHITECTURES=86"
+    assert res["desired"]["cuda_toolkit"] == "12.4.131"
     assert wheel(res, "flash-attn")["isolation"] is False
     assert wheel(res, "llama-cpp-python")["dir"] != wheel(results["cpu"], "llama-cpp-python")["dir"]
 
