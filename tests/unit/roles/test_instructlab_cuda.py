@@ -65,7 +65,7 @@ def offered(names, version, installed=""):
     return {n: {"installed": installed, "candidate": version} for n in names}
 
 
-def nvidia(names=NVIDIA_PKGS_RHEL, pkgs=None, want="12.6"):
+def nvidia(names=tuple(NVIDIA_PKGS_RHEL), pkgs=None, want="12.6"):
     """Probe results of the nvidia toolkit (cuda_probe.yml) for a repository that offers PKGS."""
     return {"__instructlab_cuda_want": want, "__instructlab_cuda_home": "/usr/local/cuda-" + want,
             "__instructlab_cuda_package_names": names,
@@ -431,8 +431,9 @@ NO_LIBCUDA = dict(DIAG_OK, libs={"libcudart.so.12": None, "libcublas.so.12": Non
                                  "libcuda.so.1": "libcuda.so.1: cannot open shared object file: No such file or directory"},
                   libcuda_error="libcuda.so.1: cannot open shared object file: No such file or directory",
                   dev_nodes=[], kernel_module=None, driver_cuda_version=None, cu_init=None)
-LLAMA_LOAD_ERROR = {"torch_devices": 0, "llama_error": "RuntimeError: Failed to load shared library "
-                                                      "'.../libllama.so': libcuda.so.1: cannot open shared object file"}
+LLAMA_LOAD_ERROR = {"torch_devices": 0,
+                    "llama_error": "RuntimeError: Failed to load shared library '.../libllama.so': libcuda.so.1: "
+                                   "cannot open shared object file"}
 
 
 def test_gpu_check_passes():

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Simulated nvidia-smi of the gpu_sim scenario (installed as /usr/bin/nvidia-smi
 # on its test host only): the answers of one NVIDIA A10G on driver 565.57.01
 # (CUDA 12.7), the GPU the users' hosts have. There is no GPU, no kernel
