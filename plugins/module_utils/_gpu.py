@@ -10,7 +10,7 @@ example ``ilab_config`` with a train profile of ``auto``).
 API summary (stable; only additions from now on)::
 
     from ansible_collections.labforge.instructlab.plugins.module_utils._gpu import (
-        QUERY_FIELDS, LEGACY_QUERY_FIELDS, query_argv, unknown_field, parse_query_csv,
+        QUERY_FIELDS, CAP_QUERY_FIELDS, query_argv, unknown_field, parse_query_csv,
         parse_cuda_version, classify_failure, choose_profile, profile_details, known_ilab_versions)
 
     gpus = parse_query_csv(stdout)              # list of dicts (see GPU_KEYS)
@@ -51,11 +51,11 @@ import re
 # Fields asked from ``nvidia-smi --query-gpu``; every driver since long before
 # 450 knows them. The CUDA version has no --query-gpu field on the drivers we
 # support: it is read from the header of plain ``nvidia-smi``.
-# ``compute_cap`` (the CUDA compute capability, "8.6") exists since driver 510;
-# older drivers refuse the whole query ("... is not a valid field to query"),
-# and are asked again without it (LEGACY_QUERY_FIELDS).
-QUERY_FIELDS = ('index', 'name', 'uuid', 'memory.total', 'memory.used', 'driver_version', 'compute_cap')
-LEGACY_QUERY_FIELDS = QUERY_FIELDS[:-1]
+QUERY_FIELDS = ('index', 'name', 'uuid', 'memory.total', 'memory.used', 'driver_version')
+# The same and ``compute_cap`` (the CUDA compute capability, "8.6"), which
+# drivers know since 510; older ones refuse the whole query ("... is not a
+# valid field to query") and are asked again with QUERY_FIELDS.
+CAP_QUERY_FIELDS = QUERY_FIELDS + ('compute_cap',)
 GPU_KEYS = ('index', 'name', 'uuid', 'memory_total_mib', 'memory_used_mib', 'driver_version', 'compute_cap')
 
 
@@ -84,7 +84,7 @@ def _compute_cap(value):
 
 def parse_query_csv(text, fields=QUERY_FIELDS):
     """Parse ``--format=csv,noheader,nounits`` output of ``fields`` (:data:`QUERY_FIELDS`
-    or :data:`LEGACY_QUERY_FIELDS`).
+    or :data:`CAP_QUERY_FIELDS`).
 
     Returns a list of dicts with :data:`GPU_KEYS` (``compute_cap`` None when not
     asked or not known); raises ValueError on a line with the wrong number of

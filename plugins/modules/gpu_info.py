@@ -218,7 +218,7 @@ ansible_facts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.labforge.instructlab.plugins.module_utils._gpu import (
-    LEGACY_QUERY_FIELDS,
+    CAP_QUERY_FIELDS,
     QUERY_FIELDS,
     STATUS_ERROR,
     STATUS_NO_GPU,
@@ -244,13 +244,13 @@ def read_gpus(module):
     if not nvidia_smi:
         return (STATUS_NO_NVIDIA_SMI, 'nvidia-smi not found: no NVIDIA driver is installed on this host',
                 [], None, commands)
-    fields = QUERY_FIELDS
+    fields = CAP_QUERY_FIELDS
     argv = query_argv(nvidia_smi, fields)
     commands.append(argv)
     rc, out, err = module.run_command(argv, environ_update={'LC_ALL': 'C'})
     if rc != 0 and unknown_field(out, err):
         # a driver older than 510 knows no compute_cap
-        fields = LEGACY_QUERY_FIELDS
+        fields = QUERY_FIELDS
         argv = query_argv(nvidia_smi, fields)
         commands.append(argv)
         rc, out, err = module.run_command(argv, environ_update={'LC_ALL': 'C'})
