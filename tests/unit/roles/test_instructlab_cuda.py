@@ -7,21 +7,18 @@
   repository offers, the architectures gathered across the hosts of a play,
   input errors (one play per group of hosts: the architectures come from every
   host of a play);
-* tasks/validate.yml end to end with a provided toolkit (nvcc --version as
-  NVIDIA's 12.4 and Debian 12's 11.8 compilers print it), the wheelhouse key,
-  and `auto` on a host with an NVIDIA GPU but no working driver (tasks/gpu.yml);
-* files/instructlab_venv.py: the cause named when the GPU check fails
-  (gpu_cause) and the ELF reader of the GPU diagnosis, on real ELF files.
+* with nvcc --version as NVIDIA's 12.4 and Debian 12's 11.8 compilers print it.
+
+validate.yml end to end (wheelhouse key, `auto` on a GPU host without driver)
+is in test_instructlab_locks.py, the GPU check's causes in test_instructlab_venv.py.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -29,10 +26,6 @@ import pytest
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-SCRIPT = os.path.join(ROOT, "roles", "instructlab", "files", "instructlab_venv.py")
-spec = importlib.util.spec_from_file_location("instructlab_venv", SCRIPT)
-iv = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(iv)
 
 # `nvcc --version` as the compilers print it (NVIDIA's 12.4.131 binaries from Debian 13's
 # nvidia-cuda-toolkit, and Debian 12's nvidia-cuda-toolkit 11.8).
@@ -54,10 +47,6 @@ def gpu(name, cap, count=1, driver="565.57.01", cuda="12.7", mib=23028):
 
 NO_SMI = {"status": "no_nvidia_smi", "reason": "nvidia-smi not found: no NVIDIA driver is installed on this host",
           "gpu_count": 0, "gpus": [], "driver_version": None, "cuda_version": None}
-NO_DRIVER = {"status": "no_driver", "gpu_count": 0, "gpus": [], "driver_version": None, "cuda_version": None,
-             "reason": "nvidia-smi: the NVIDIA kernel driver is not loaded (rc=9): \"NVIDIA-SMI has failed because "
-                       "it couldn't communicate with the NVIDIA driver.\""}
-
 NVIDIA_PKGS_RHEL = ["cuda-nvcc-12-6", "cuda-cudart-devel-12-6", "libcublas-devel-12-6", "cuda-cccl-12-6"]
 
 
@@ -287,223 +276,3 @@ def test_bad_cuda_input_fails_clearly(plans, name, text):
 
 def test_maxwell_still_compiles_with_12(plans):
     assert cuda(plans, "maxwell_on_12_4")["architectures"] == ["52"]
-
-
-# ---------------------------------------------------------------- validate.yml end to end
-
-VALIDATE_PLAY = """
-- hosts: all
-  connection: local
-  gather_facts: true
-  gather_subset: [min]
-  tasks:
-    - name: Inject the facts of the case
-      ansible.builtin.set_fact:
-        gpu_info: "{{ case_gpu_info }}"
-        cacheable: true
-    - block:
-        - ansible.builtin.include_role:
-            name: labforge.instructlab.instructlab
-            tasks_from: set_vars.yml
-        - ansible.builtin.include_role:
-            name: labforge.instructlab.instructlab
-            tasks_from: validate.yml
-        - ansible.builtin.copy:
-            dest: "{{ out_dir }}/{{ inventory_hostname }}.json"
-            content: "{{ {'accelerator': __instructlab_accelerator, 'desired': __instructlab_desired,
-                          'wheels': __instructlab_wheels} | to_json }}"
-            mode: "0644"
-      rescue:
-        - ansible.builtin.copy:
-            dest: "{{ out_dir }}/{{ inventory_hostname }}.json"
-            content: "{{ {'failed': ansible_failed_result.msg, 'task': ansible_failed_task.name} | to_json }}"
-            mode: "0644"
-"""
-
-PY311 = sys.executable if sys.version_info[:2] == (3, 11) else "/usr/bin/python3.11"
-PCI_A10G = {"skipped": False, "pci_gpus": ["0000:00:1e.0"], "installed": True, "reboot_pending": False}
-
-VALIDATE_CASES = {
-    # (accelerator, gpu_info, extra vars); "NVCC" is replaced by a toolkit dir printing NVCC_12_4
-    "auto_a10g": ("auto", gpu("NVIDIA A10G", "8.6"), {}),
-    "auto_a10g_fa_off": ("auto", gpu("NVIDIA A10G", "8.6"), {"instructlab_flash_attn": False}),
-    "auto_a10g_sm80": ("auto", gpu("NVIDIA A10G", "8.6"), {"instructlab_cuda_architectures": ["80"]}),
-    "cuda_no_gpu": ("cuda", NO_SMI, {"instructlab_cuda_architectures": ["86"]}),
-    "cpu": ("cpu", NO_SMI, {}),
-    # an NVIDIA GPU on the PCI bus, no working driver: no silent CPU fallback
-    "auto_pci_no_driver": ("auto", NO_DRIVER, {"nvidia_driver_status": PCI_A10G}),
-    "auto_pci_reboot_pending": ("auto", NO_DRIVER, {"nvidia_driver_status": dict(PCI_A10G, reboot_pending=True),
-                                                    "nvidia_driver_reboot": False}),
-    "auto_no_pci_gpu": ("auto", NO_SMI, {"nvidia_driver_status": dict(PCI_A10G, pci_gpus=[], skipped=True)}),
-}
-
-
-@pytest.fixture(scope="module")
-def validated(tmp_path_factory):
-    if not os.path.exists(PY311):
-        pytest.skip("no Python 3.11 on this machine")
-    tmp = tmp_path_factory.mktemp("cuda-validate")
-    home = tmp / "cuda"
-    (home / "bin").mkdir(parents=True)
-    nvcc = home / "bin" / "nvcc"
-    nvcc.write_text("#!/bin/sh\ncat <<'EOF'\n%sEOF\n" % NVCC_12_4)
-    nvcc.chmod(0o755)
-    hosts = {}
-    for name, (accel, gpu_fact, extra) in VALIDATE_CASES.items():
-        hv = {"instructlab_python": PY311, "instructlab_accelerator": accel, "case_gpu_info": gpu_fact,
-              "instructlab_cuda_toolkit": "provided", "instructlab_cuda_home": str(home),
-              "out_dir": str(tmp), "ansible_python_interpreter": sys.executable}
-        hv.update(extra)
-        hosts[name] = hv
-    proc = run_playbook(tmp, {"all": {"hosts": hosts}}, VALIDATE_PLAY)
-    out = {}
-    for name in VALIDATE_CASES:
-        path = tmp / (name + ".json")
-        assert path.exists(), proc.stdout[-4000:]
-        out[name] = json.loads(path.read_text())
-    return out
-
-
-def llama(res):
-    return [w for w in res["wheels"] if w["name"] == "llama-cpp-python"][0]
-
-
-def test_auto_on_the_a10g_host_is_cuda_with_the_toolkit_in_the_manifest(validated):
-    res = validated["auto_a10g"]
-    assert res["accelerator"] == "cuda"
-    assert res["desired"]["cuda_toolkit"] == "12.4.131"
-    assert res["desired"]["cmake_args"] == "-DGGML_CUDA=on -DGGML_NATIVE=off -DCMAKE_CUDA_ARCHITECTURES=86"
-    assert "without" not in res["desired"]
-    assert sorted(w["name"] for w in res["wheels"]) == [
-        "flash-attn", "llama-cpp-python", "pylatexenc", "rouge-score", "sqlitedict", "word2number"]
-
-
-def test_flash_attn_can_be_left_out(validated):
-    res = validated["auto_a10g_fa_off"]
-    assert "flash-attn" not in [w["name"] for w in res["wheels"]]
-    assert res["desired"]["without"] == ["flash-attn"]
-    assert llama(res)["dir"] == llama(validated["auto_a10g"])["dir"]
-
-
-def test_wheelhouse_key_includes_architectures_and_toolkit(validated):
-    a10g, sm80, cpu = validated["auto_a10g"], validated["auto_a10g_sm80"], validated["cpu"]
-    assert llama(a10g)["dir"] != llama(sm80)["dir"]
-    assert llama(a10g)["dir"] != llama(cpu)["dir"]
-    # the same toolkit and flags from explicit architectures: the same entry
-    assert llama(validated["cuda_no_gpu"])["dir"] == llama(a10g)["dir"]
-    # pure-Python source packages do not depend on the toolkit
-    for name in ("pylatexenc", "rouge-score", "sqlitedict", "word2number"):
-        assert [w["dir"] for w in a10g["wheels"] if w["name"] == name] == \
-               [w["dir"] for w in cpu["wheels"] if w["name"] == name]
-    assert "cuda_toolkit" not in cpu["desired"]
-
-
-def test_no_silent_cpu_fallback_on_a_gpu_host_without_driver(validated):
-    res = validated["auto_pci_no_driver"]
-    assert res["task"] == "Do not fall back to CPU on a host with an NVIDIA GPU and no working driver"
-    assert res["failed"].startswith(
-        "instructlab_accelerator is auto and this host has 1 NVIDIA GPU(s) on the PCI bus (0000:00:1e.0), but no "
-        "working NVIDIA driver: nvidia-smi: the NVIDIA kernel driver is not loaded (rc=9)")
-    assert "set instructlab_accelerator: cpu to want a CPU install on purpose" in res["failed"]
-
-
-def test_no_silent_cpu_fallback_names_the_pending_reboot(validated):
-    msg = validated["auto_pci_reboot_pending"]["failed"]
-    assert "the nvidia_driver role installed it and a reboot is pending (nvidia_driver_reboot is false)" in msg
-
-
-def test_auto_without_an_nvidia_gpu_is_cpu(validated):
-    assert validated["auto_no_pci_gpu"]["accelerator"] == "cpu"
-
-
-# ---------------------------------------------------------------- the GPU check's causes
-
-PLAN = {"desired": {"accelerator": "cuda", "cmake_args": "-DGGML_CUDA=on -DGGML_NATIVE=off"},
-        "gpu": {"count": 1, "status": "ok", "driver_version": "565.57.01", "driver_cuda": "12.7",
-                "cuda_home": "/opt/cuda-12.4",
-                "min_driver": {"11": "450.80.02", "12": "525.60.13", "13": "580.65.06"}}}
-NEEDED = ["libggml-base.so", "libcudart.so.12", "libcublas.so.12", "libcuda.so.1", "libstdc++.so.6"]
-DIAG_OK = {"cuda_lib": "/v/llama_cpp/lib/libggml-cuda.so", "libdir": "/v/llama_cpp/lib", "needed": NEEDED,
-           "libs": {"libcudart.so.12": None, "libcublas.so.12": None, "libcuda.so.1": None},
-           "dev_nodes": ["/dev/nvidia0", "/dev/nvidiactl"], "kernel_module": "NVRM version: ... 565.57.01",
-           "runtime_version": 12040, "driver_cuda_version": 12070, "cu_init": 0}
-NO_LIBCUDA = dict(DIAG_OK, libs={"libcudart.so.12": None, "libcublas.so.12": None,
-                                 "libcuda.so.1": "libcuda.so.1: cannot open shared object file: No such file or directory"},
-                  libcuda_error="libcuda.so.1: cannot open shared object file: No such file or directory",
-                  dev_nodes=[], kernel_module=None, driver_cuda_version=None, cu_init=None)
-LLAMA_LOAD_ERROR = {"torch_devices": 0,
-                    "llama_error": "RuntimeError: Failed to load shared library '.../libllama.so': libcuda.so.1: "
-                                   "cannot open shared object file"}
-
-
-def test_gpu_check_passes():
-    assert iv.gpu_cause(PLAN, {"gpu_offload": True, "torch_devices": 1}, DIAG_OK) is None
-
-
-def test_cause_simulated_gpu_without_runtime():
-    """gpu_sim: nvidia-smi and /proc/driver/nvidia/version say 565, nothing else is there."""
-    diag = dict(NO_LIBCUDA, kernel_module="NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  565.57.01")
-    cause = iv.gpu_cause(PLAN, LLAMA_LOAD_ERROR, diag)
-    assert cause.startswith("the GPU runtime is missing: nvidia-smi reports driver 565.57.01 (CUDA 12.7), but "
-                            "libcuda.so.1 (the CUDA driver library that comes with the NVIDIA driver) cannot be loaded")
-    assert ("no /dev/nvidia* device nodes (kernel module loaded: NVRM version: NVIDIA UNIX Open Kernel Module for "
-            "x86_64  565.57.01)") in cause
-    assert "torch.cuda.device_count() is 0, gpu_info found 1 GPU(s)" in cause
-
-
-def test_cause_no_driver():
-    plan = dict(PLAN, gpu={"count": 0, "status": "no_nvidia_smi",
-                           "reason": "nvidia-smi not found: no NVIDIA driver is installed on this host"})
-    cause = iv.gpu_cause(plan, LLAMA_LOAD_ERROR, NO_LIBCUDA)
-    assert cause.startswith("no NVIDIA driver on this host: libcuda.so.1 (the CUDA driver library) cannot be loaded")
-    assert "gpu_info: nvidia-smi not found" in cause
-    assert "the NVIDIA kernel module is not loaded: no /proc/driver/nvidia/version" in cause
-
-
-def test_cause_wheel_without_cuda():
-    cause = iv.gpu_cause(PLAN, {"gpu_offload": False, "torch_devices": 1}, dict(DIAG_OK, cuda_lib=None))
-    assert cause == ("the llama-cpp-python wheel was built without CUDA: /v/llama_cpp/lib has no libggml-cuda.so "
-                     "(CMAKE_ARGS '-DGGML_CUDA=on -DGGML_NATIVE=off' did not reach its build)")
-
-
-def test_cause_driver_older_than_the_runtime():
-    """A CUDA 13 build on driver 565: CUDA's own error is only "insufficient driver"."""
-    diag = dict(DIAG_OK, runtime_version=13000, cu_init=0)
-    cause = iv.gpu_cause(PLAN, {"gpu_offload": False, "torch_devices": 1}, diag)
-    assert cause.startswith("driver 565.57.01 (CUDA 12.7) is older than this build's CUDA 13.0 runtime needs "
-                            "(driver 580.65.06 or newer)")
-
-
-def test_cause_runtime_libraries_not_on_the_loader_path():
-    diag = dict(DIAG_OK, libs={"libcudart.so.12": "libcudart.so.12: cannot open shared object file",
-                               "libcublas.so.12": "libcublas.so.12: cannot open shared object file",
-                               "libcuda.so.1": None})
-    cause = iv.gpu_cause(PLAN, {"llama_error": "RuntimeError: ...", "torch_devices": 1}, diag)
-    assert cause.startswith("the CUDA runtime libraries this build links cannot be found: libcublas.so.12, "
-                            "libcudart.so.12 (add the toolkit's library directory, /opt/cuda-12.4/lib64")
-
-
-def test_cause_torch_sees_fewer_gpus():
-    cause = iv.gpu_cause(dict(PLAN, gpu=dict(PLAN["gpu"], count=4)), {"gpu_offload": True, "torch_devices": 2}, DIAG_OK)
-    assert cause == "torch.cuda.device_count() is 2, gpu_info found 4 GPU(s)"
-
-
-def test_gpu_diagnosis_reads_needed_entries_of_a_real_elf(tmp_path):
-    """The diagnosis script (run as the service user on hosts) on a fake llama_cpp package whose
-    libggml-cuda.so is a copy of a real shared library: its DT_NEEDED list equals readelf's."""
-    real = os.path.realpath(sys.executable)
-    readelf = shutil.which("readelf")
-    if not readelf:
-        pytest.skip("no readelf here")
-    lib = tmp_path / "site" / "llama_cpp" / "lib"
-    lib.mkdir(parents=True)
-    (tmp_path / "site" / "llama_cpp" / "__init__.py").write_text("raise SystemExit('never imported')\n")
-    shutil.copy(real, str(lib / "libggml-cuda.so"))
-    out = subprocess.run([sys.executable, "-c", iv.GPU_DIAG_CODE], env=dict(os.environ, PYTHONPATH=str(tmp_path / "site")),
-                         stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
-    diag = json.loads(out)
-    elf = subprocess.run([readelf, "-d", real], stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
-    expected = [line.split("[", 1)[1].rstrip("]") for line in elf.splitlines() if "(NEEDED)" in line]
-    assert diag["cuda_lib"] == str(lib / "libggml-cuda.so")
-    assert diag["needed"] == expected and expected
-    assert diag["libcuda_error"]  # no driver on the machine that runs unit tests

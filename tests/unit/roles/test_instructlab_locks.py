@@ -122,11 +122,19 @@ PLAY = """
       rescue:
         - ansible.builtin.copy:
             dest: "{{ out_dir }}/{{ inventory_hostname }}.json"
-            content: "{{ {'failed': ansible_failed_result.msg} | to_json }}"
+            content: "{{ {'failed': ansible_failed_result.msg, 'task': ansible_failed_task.name} | to_json }}"
             mode: "0644"
 """
 
 PY311 = sys.executable if sys.version_info[:2] == (3, 11) else "/usr/bin/python3.11"
+
+A10G = {"instructlab_cuda_toolkit": "provided", "instructlab_cuda_home": "NVCC",
+        "case_gpu_info": {"gpu_count": 1, "status": "ok", "driver_version": "565.57.01", "cuda_version": "12.7",
+                          "gpus": [{"name": "NVIDIA A10G", "compute_cap": "8.6"}]}}
+NO_DRIVER = {"status": "no_driver", "gpu_count": 0, "gpus": [],
+             "reason": "nvidia-smi: the NVIDIA kernel driver is not loaded (rc=9): \"NVIDIA-SMI has failed because "
+                       "it couldn't communicate with the NVIDIA driver.\""}
+PCI_A10G = {"skipped": False, "pci_gpus": ["0000:00:1e.0"], "installed": True, "reboot_pending": False}
 
 CASES = {
     "cpu": {"instructlab_accelerator": "cpu"},
@@ -139,6 +147,18 @@ CASES = {
                  "case_gpu_info": {"gpu_count": 2, "status": "ok", "driver_version": "565.57.01",
                                    "gpus": [{"name": "NVIDIA A10G", "compute_cap": "8.6"}] * 2}},
     "auto_nogpu": {"instructlab_accelerator": "auto", "case_gpu_info": {"gpu_count": 0, "status": "no_gpu"}},
+    # cuda on the users' A10G host (driver 565), with the provided 12.4 toolkit
+    "auto_a10g": dict(A10G, instructlab_accelerator="auto"),
+    "auto_a10g_fa_off": dict(A10G, instructlab_accelerator="auto", instructlab_flash_attn=False),
+    "auto_a10g_sm80": dict(A10G, instructlab_accelerator="auto", instructlab_cuda_architectures=["80"]),
+    # an NVIDIA GPU on the PCI bus and no working driver: no silent CPU fallback
+    "auto_pci_no_driver": {"instructlab_accelerator": "auto", "case_gpu_info": NO_DRIVER,
+                           "nvidia_driver_status": PCI_A10G},
+    "auto_pci_reboot_pending": {"instructlab_accelerator": "auto", "case_gpu_info": NO_DRIVER,
+                                "nvidia_driver_status": dict(PCI_A10G, reboot_pending=True),
+                                "nvidia_driver_reboot": False},
+    "auto_no_pci_gpu": {"instructlab_accelerator": "auto", "case_gpu_info": {"gpu_count": 0, "status": "no_nvidia_smi"},
+                        "nvidia_driver_status": dict(PCI_A10G, pci_gpus=[], skipped=True)},
     "rocm": {"instructlab_accelerator": "rocm"},
     "old_release": {"instructlab_accelerator": "cpu", "instructlab_version": "0.25.0"},
     "py310": {"instructlab_accelerator": "cpu", "instructlab_python": "FAKE310"},
@@ -236,3 +256,51 @@ def test_bad_input_fails_clearly(results, case, text):
         assert "0.26.1/cpu, 0.26.1/cuda" in results[case]["failed"]
     if case == "py310":
         assert "3.10.12" in results[case]["failed"]
+
+
+# ---------------------------------------------------------------- cuda (issue 15)
+
+def test_auto_on_the_a10g_host_is_cuda_with_the_toolkit_in_the_manifest(results):
+    res = results["auto_a10g"]
+    assert res["accelerator"] == "cuda"
+    assert res["desired"]["cuda_toolkit"] == "12.4.131"
+    assert res["desired"]["cmake_args"] == "-DGGML_CUDA=on -DGGML_NATIVE=off -DCMAKE_CUDA_ARCHITECTURES=86"
+    assert "without" not in res["desired"]
+    assert sorted(w["name"] for w in res["wheels"]) == [
+        "flash-attn", "llama-cpp-python", "pylatexenc", "rouge-score", "sqlitedict", "word2number"]
+
+
+def test_flash_attn_can_be_left_out(results):
+    res = results["auto_a10g_fa_off"]
+    assert "flash-attn" not in [w["name"] for w in res["wheels"]]
+    assert res["desired"]["without"] == ["flash-attn"]
+    assert wheel(res, "llama-cpp-python")["dir"] == wheel(results["auto_a10g"], "llama-cpp-python")["dir"]
+
+
+def test_wheelhouse_key_includes_architectures_and_toolkit(results):
+    a10g, sm80, cpu = results["auto_a10g"], results["auto_a10g_sm80"], results["cpu"]
+    assert wheel(a10g, "llama-cpp-python")["dir"] != wheel(sm80, "llama-cpp-python")["dir"]
+    # explicit ["86"] on a host without GPU facts: the same toolkit and flags, the same entry
+    assert wheel(results["cuda"], "llama-cpp-python")["dir"] == wheel(a10g, "llama-cpp-python")["dir"]
+    # pure-Python source packages do not depend on the toolkit
+    for name in ("pylatexenc", "rouge-score", "sqlitedict", "word2number"):
+        assert wheel(a10g, name)["dir"] == wheel(cpu, name)["dir"]
+    assert "cuda_toolkit" not in cpu["desired"]
+
+
+def test_no_silent_cpu_fallback_on_a_gpu_host_without_driver(results):
+    res = results["auto_pci_no_driver"]
+    assert res["task"] == "Do not fall back to CPU on a host with an NVIDIA GPU and no working driver"
+    assert res["failed"].startswith(
+        "instructlab_accelerator is auto and this host has 1 NVIDIA GPU(s) on the PCI bus (0000:00:1e.0), but no "
+        "working NVIDIA driver: nvidia-smi: the NVIDIA kernel driver is not loaded (rc=9)")
+    assert "set instructlab_accelerator: cpu to want a CPU install on purpose" in res["failed"]
+
+
+def test_no_silent_cpu_fallback_names_the_pending_reboot(results):
+    msg = results["auto_pci_reboot_pending"]["failed"]
+    assert "the nvidia_driver role installed it and a reboot is pending (nvidia_driver_reboot is false)" in msg
+
+
+def test_auto_without_an_nvidia_gpu_is_cpu(results):
+    assert results["auto_no_pci_gpu"]["accelerator"] == "cpu"

@@ -13,6 +13,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -269,3 +270,96 @@ def test_a_failed_small_sdist_fails_the_wheelhouse_step(tmp_path):
     assert "error: broken sdist" in (tmp_path / "log" / "install.log").read_text()
     # the native compile was not thrown away
     assert iv.wheel_dir_ok(plan["wheels"][0]["dir"])
+
+
+# ---------------------------------------------------------------- the GPU check's causes (cuda)
+
+PLAN = {"desired": {"accelerator": "cuda", "cmake_args": "-DGGML_CUDA=on -DGGML_NATIVE=off"},
+        "gpu": {"count": 1, "status": "ok", "driver_version": "565.57.01", "driver_cuda": "12.7",
+                "cuda_home": "/opt/cuda-12.4",
+                "min_driver": {"11": "450.80.02", "12": "525.60.13", "13": "580.65.06"}}}
+NEEDED = ["libggml-base.so", "libcudart.so.12", "libcublas.so.12", "libcuda.so.1", "libstdc++.so.6"]
+DIAG_OK = {"cuda_lib": "/v/llama_cpp/lib/libggml-cuda.so", "libdir": "/v/llama_cpp/lib", "needed": NEEDED,
+           "libs": {"libcudart.so.12": None, "libcublas.so.12": None, "libcuda.so.1": None},
+           "dev_nodes": ["/dev/nvidia0", "/dev/nvidiactl"], "kernel_module": "NVRM version: ... 565.57.01",
+           "runtime_version": 12040, "driver_cuda_version": 12070, "cu_init": 0}
+NO_LIBCUDA = dict(DIAG_OK, libs={"libcudart.so.12": None, "libcublas.so.12": None,
+                                 "libcuda.so.1": "libcuda.so.1: cannot open shared object file: No such file or directory"},
+                  libcuda_error="libcuda.so.1: cannot open shared object file: No such file or directory",
+                  dev_nodes=[], kernel_module=None, driver_cuda_version=None, cu_init=None)
+LLAMA_LOAD_ERROR = {"torch_devices": 0,
+                    "llama_error": "RuntimeError: Failed to load shared library '.../libllama.so': libcuda.so.1: "
+                                   "cannot open shared object file"}
+
+
+def test_gpu_check_passes():
+    assert iv.gpu_cause(PLAN, {"gpu_offload": True, "torch_devices": 1}, DIAG_OK) is None
+
+
+def test_cause_simulated_gpu_without_runtime():
+    """gpu_sim: nvidia-smi and /proc/driver/nvidia/version say 565, nothing else is there."""
+    diag = dict(NO_LIBCUDA, kernel_module="NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  565.57.01")
+    cause = iv.gpu_cause(PLAN, LLAMA_LOAD_ERROR, diag)
+    assert cause.startswith("the GPU runtime is missing: nvidia-smi reports driver 565.57.01 (CUDA 12.7), but "
+                            "libcuda.so.1 (the CUDA driver library that comes with the NVIDIA driver) cannot be loaded")
+    assert ("no /dev/nvidia* device nodes (kernel module loaded: NVRM version: NVIDIA UNIX Open Kernel Module for "
+            "x86_64  565.57.01)") in cause
+    assert "torch.cuda.device_count() is 0, gpu_info found 1 GPU(s)" in cause
+
+
+def test_cause_no_driver():
+    plan = dict(PLAN, gpu={"count": 0, "status": "no_nvidia_smi",
+                           "reason": "nvidia-smi not found: no NVIDIA driver is installed on this host"})
+    cause = iv.gpu_cause(plan, LLAMA_LOAD_ERROR, NO_LIBCUDA)
+    assert cause.startswith("no NVIDIA driver on this host: libcuda.so.1 (the CUDA driver library) cannot be loaded")
+    assert "gpu_info: nvidia-smi not found" in cause
+    assert "the NVIDIA kernel module is not loaded: no /proc/driver/nvidia/version" in cause
+
+
+def test_cause_wheel_without_cuda():
+    cause = iv.gpu_cause(PLAN, {"gpu_offload": False, "torch_devices": 1}, dict(DIAG_OK, cuda_lib=None))
+    assert cause == ("the llama-cpp-python wheel was built without CUDA: /v/llama_cpp/lib has no libggml-cuda.so "
+                     "(CMAKE_ARGS '-DGGML_CUDA=on -DGGML_NATIVE=off' did not reach its build)")
+
+
+def test_cause_driver_older_than_the_runtime():
+    """A CUDA 13 build on driver 565: CUDA's own error is only "insufficient driver"."""
+    diag = dict(DIAG_OK, runtime_version=13000, cu_init=0)
+    cause = iv.gpu_cause(PLAN, {"gpu_offload": False, "torch_devices": 1}, diag)
+    assert cause.startswith("driver 565.57.01 (CUDA 12.7) is older than this build's CUDA 13.0 runtime needs "
+                            "(driver 580.65.06 or newer)")
+
+
+def test_cause_runtime_libraries_not_on_the_loader_path():
+    diag = dict(DIAG_OK, libs={"libcudart.so.12": "libcudart.so.12: cannot open shared object file",
+                               "libcublas.so.12": "libcublas.so.12: cannot open shared object file",
+                               "libcuda.so.1": None})
+    cause = iv.gpu_cause(PLAN, {"llama_error": "RuntimeError: ...", "torch_devices": 1}, diag)
+    assert cause.startswith("the CUDA runtime libraries this build links cannot be found: libcublas.so.12, "
+                            "libcudart.so.12 (add the toolkit's library directory, /opt/cuda-12.4/lib64")
+
+
+def test_cause_torch_sees_fewer_gpus():
+    cause = iv.gpu_cause(dict(PLAN, gpu=dict(PLAN["gpu"], count=4)), {"gpu_offload": True, "torch_devices": 2}, DIAG_OK)
+    assert cause == "torch.cuda.device_count() is 2, gpu_info found 4 GPU(s)"
+
+
+def test_gpu_diagnosis_reads_needed_entries_of_a_real_elf(tmp_path):
+    """The diagnosis script (run as the service user on hosts) on a fake llama_cpp package whose
+    libggml-cuda.so is a copy of a real shared library: its DT_NEEDED list equals readelf's."""
+    real = os.path.realpath(sys.executable)
+    readelf = shutil.which("readelf")
+    if not readelf:
+        pytest.skip("no readelf here")
+    lib = tmp_path / "site" / "llama_cpp" / "lib"
+    lib.mkdir(parents=True)
+    (tmp_path / "site" / "llama_cpp" / "__init__.py").write_text("raise SystemExit('never imported')\n")
+    shutil.copy(real, str(lib / "libggml-cuda.so"))
+    out = subprocess.run([sys.executable, "-c", iv.GPU_DIAG_CODE], env=dict(os.environ, PYTHONPATH=str(tmp_path / "site")),
+                         stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
+    diag = json.loads(out)
+    elf = subprocess.run([readelf, "-d", real], stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
+    expected = [line.split("[", 1)[1].rstrip("]") for line in elf.splitlines() if "(NEEDED)" in line]
+    assert diag["cuda_lib"] == str(lib / "libggml-cuda.so")
+    assert diag["needed"] == expected and expected
+    assert diag["libcuda_error"]  # no driver on the machine that runs unit tests
