@@ -124,5 +124,7 @@ printf '{"cuda": {"name": "CUDA SDK", "version": "%s"}}\n' "$VERSION" >"$t/versi
 touch "$t/.complete"
 mv "$t" "$TREE"
 ln -sfn "$(basename "$TREE")" "$LINK"
+# the packages (1.3 GB) are downloaded again only when the recipe changes
+rm -rf "$debs" "$state"
 log "CUDA $VERSION toolkit ready: $TREE ($(du -sh "$TREE" | cut -f1))"
 echo "$TREE"
