@@ -19,9 +19,9 @@ export ANSIBLE_NOCOLOR := 1
 # Molecule scenarios run by `make test`, in this order.
 MOLECULE_SCENARIOS ?= default python nvidia_driver instructlab fleet
 
-GATES := lint sanity unit build ee molecule integration molecule-el9
+GATES := selfcheck lint sanity unit build ee molecule integration molecule-el9
 
-.PHONY: help venv testbed lint sanity unit build molecule molecule-el9 ee integration test demo demo-clean clean lock-dev
+.PHONY: help venv testbed selfcheck lint sanity unit build molecule molecule-el9 ee integration test demo demo-clean clean lock-dev
 
 help:
 	@echo "make demo   run the whole pipeline on a local test host"
@@ -46,6 +46,13 @@ testbed: venv
 	tests/testbed/setup-host.sh
 	tests/testbed/build-image.sh >/dev/null
 	tests/testbed/artefacts.sh
+
+# The test bed proves in seconds what later gates rely on (podman networks
+# resolve names, systemd boots in a test host, the CA bundle is mounted);
+# `make test` stops here when it cannot.
+selfcheck:
+	tests/testbed/setup-host.sh
+	LABFORGE_TEST_IMAGE=$$(tests/testbed/build-image.sh) tests/testbed/selfcheck.sh
 
 lint: venv build
 	ansible-lint --profile production

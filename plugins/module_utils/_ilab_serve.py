@@ -117,8 +117,9 @@ def base_url(host, port):
     return 'http://%s:%d' % (h, port)
 
 
-def http_json(url, data=None, timeout=5.0, headers=None):
-    """GET (or POST ``data`` as JSON) and decode the JSON answer."""
+def http_json(url, data=None, timeout=5.0, headers=None, **open_kwargs):
+    """GET (or POST ``data`` as JSON) and decode the JSON answer (``open_kwargs``:
+    more options of ``open_url``, e.g. ``validate_certs``, ``ca_path``)."""
     body = None
     hdrs = {'Accept': 'application/json'}
     if data is not None:
@@ -128,7 +129,7 @@ def http_json(url, data=None, timeout=5.0, headers=None):
     host = re.sub(r'^[a-z]+://(\[[^]]*\]|[^/:]*).*$', r'\1', url)
     loopback = host in ('127.0.0.1', 'localhost', '[::1]') or host.startswith('127.')
     resp = open_url(url, data=body, headers=hdrs, method='POST' if body is not None else 'GET',
-                    timeout=timeout, use_proxy=not loopback)
+                    timeout=timeout, use_proxy=not loopback, **open_kwargs)
     try:
         return json.loads(resp.read().decode('utf-8'))
     finally:
