@@ -19,9 +19,9 @@ export ANSIBLE_NOCOLOR := 1
 # Molecule scenarios run by `make test`, in this order.
 MOLECULE_SCENARIOS ?= default python nvidia_driver instructlab fleet
 
-GATES := selfcheck lint sanity unit build ee molecule integration molecule-el9
+GATES := selfcheck lint sanity unit build importer ee molecule integration molecule-el9
 
-.PHONY: help venv testbed selfcheck lint sanity unit build molecule molecule-el9 ee integration test demo demo-clean clean lock-dev
+.PHONY: help venv testbed selfcheck importer lock-importer lint sanity unit build molecule molecule-el9 ee integration test demo demo-clean clean lock-dev
 
 help:
 	@echo "make demo   run the whole pipeline on a local test host"
@@ -75,6 +75,13 @@ build: venv
 molecule: venv testbed build
 	set -e; export LABFORGE_TEST_IMAGE=$$(tests/testbed/build-image.sh); \
 	for s in $(MOLECULE_SCENARIOS); do echo "[molecule] scenario $$s"; molecule test -s $$s; done
+
+# Galaxy's own importer on the built tarball: 0 warnings.
+importer: venv build
+	tools/galaxy-importer.sh
+
+lock-importer: venv
+	$(BIN)/uv pip compile --quiet --python-version 3.11 tools/requirements-importer.in -o tools/requirements-importer.txt
 
 # The execution environment's build context for AWX / Automation Platform
 # (ansible-builder create; no image is built here).
