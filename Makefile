@@ -38,8 +38,11 @@ $(VENV)/.stamp: tools/requirements-dev.txt
 	$(BIN)/ansible --version >/dev/null
 	touch $@
 
+# The pins already in the file are kept (uv prefers them); setuptools comes with the venv.
 lock-dev: venv
-	$(BIN)/uv pip compile --quiet --python-version 3.11 tools/requirements-dev.in -o tools/requirements-dev.txt
+	$(BIN)/uv pip compile --quiet --no-header --no-annotate --no-emit-package setuptools \
+	  --python-version 3.11 tools/requirements-dev.in -o tools/requirements-dev.txt
+	sed -i '1i # Pinned controller tooling: generated from requirements-dev.in by `make lock-dev`.' tools/requirements-dev.txt
 
 # Host packages, test-host image and offline artefacts (all cached).
 testbed: venv
