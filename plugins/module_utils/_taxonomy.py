@@ -372,9 +372,9 @@ class _Validator(object):
             extra = [k for k in inst if k not in evaluated]
             if extra:
                 allowed = sorted(evaluated | set(schema.get('properties', {})) | self._ref_properties(schema))
-                self.error(path, '%s: unknown key%s %s (allowed: %s)' % (
-                    _where(path), 's' if len(extra) > 1 else '', ', '.join(_show_key(k) for k in extra),
-                    ', '.join(allowed)), at=path + (extra[0],))
+                self.error(path, '%sunknown key%s %s (allowed: %s)' % (
+                    _where(path) + ': ' if path else '', 's' if len(extra) > 1 else '',
+                    ', '.join(_show_key(k) for k in extra), ', '.join(allowed)), at=path + (extra[0],))
         return evaluated
 
     def _ref_properties(self, schema):

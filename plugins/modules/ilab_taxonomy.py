@@ -105,8 +105,8 @@ options:
   allow_legacy:
     description:
       - Accept the legacy version 1 format that InstructLab still reads for compositional skills
-        (C(version: 1), or no C(version) key at all): not linted, one seed example suffices, an
-        empty C(task_description) passes.
+        (C(version) 1, or no C(version) key at all). It is not linted, one seed example suffices and
+        an empty C(task_description) passes.
       - By default a file must carry version 2 or later (3 is current with InstructLab 0.26.1); the
         taxonomy repository's own CI refuses version 1 for new files.
     type: bool

@@ -242,3 +242,90 @@ def test_each_deliberate_rule_says_so(option, pattern, why):
     text, opts = cases[option or why]
     errors = T.check('compositional_skills/x/qna.yaml', text, schema, **opts)['errors']
     assert len(errors) == 1 and _deliberate(errors[0]) == (option, pattern), errors
+
+
+def _skill(version='version: 3\n', task='Do it.', n=5, extra='', example=None):
+    example = example or '  - question: Question %d?\n    answer: Answer %d.\n'
+    return ('%screated_by: me\ntask_description: %s\n%sseed_examples:\n' % (version, task, extra)
+            + ''.join(example % ((i,) * example.count('%d')) for i in range(n)))
+
+
+def _knowledge(version='version: 3\n', qas=3, patterns='["*.md"]', document_extra='', qa_extra=''):
+    return ('%screated_by: me\ndomain: d\ndocument_outline: o\ndocument:\n  repo: r\n  commit: c\n'
+            '  patterns: %s\n%sseed_examples:\n' % (version, patterns, document_extra)
+            + ''.join('  - context: Context %d.\n    questions_and_answers:\n' % i
+                      + ''.join('      - question: Q%d.%d?\n        answer: A.\n%s' % (i, j, qa_extra)
+                                for j in range(qas)) for i in range(5)))
+
+
+S, K = 'compositional_skills/x/qna.yaml', 'knowledge/x/qna.yaml'
+# (name, path, text, what the module says with every option relaxed: 'agree'
+# with InstructLab, or the DELIBERATE rule that explains the difference)
+EDGE_CASES = [
+    ('version 3.0 is version 3', S, _skill('version: 3.0\n'), 'agree'),
+    ('version "3" is a string', S, _skill('version: "3"\n'), 'agree'),
+    ('version true', S, _skill('version: true\n'), 'agree'),
+    ('version 4', S, _skill('version: 4\n'), 'agree'),
+    ('version 0', S, _skill('version: 0\n'), 'agree'),
+    ('version null', S, _skill('version:\n'), 'agree'),
+    ('v1: empty task_description, one example', S, _skill('', task='""', n=1), 'agree'),
+    ('v1: identical examples', S, _skill('', example='  - question: Same?\n    answer: Same.\n'), 'agree'),
+    ('v3: empty task_description', S, _skill(task='""'), 'agree'),
+    ('v3: identical examples', S, _skill(example='  - question: Same?\n    answer: Same.\n'), 'agree'),
+    ('v3: same question, other contexts', S,
+     _skill(example='  - context: Context %d.\n    question: Same?\n    answer: Answer %d.\n'), 'agree'),
+    ('v3: empty answer', S, _skill(example='  - question: Q%d?\n    answer: ""\n'), 'agree'),
+    ('v3: null context', S, _skill(example='  - question: Q%d?\n    answer: A%d.\n    context:\n'), 'agree'),
+    ('v3: created_by is a date', S, _skill().replace('created_by: me', 'created_by: 2024-01-01'), 'agree'),
+    ('v3: created_by is binary', S, _skill().replace('created_by: me', 'created_by: !!binary aGk='), 'agree'),
+    ('v3: created_by is a number', S, _skill().replace('created_by: me', 'created_by: 123'), 'agree'),
+    ('v3: seed_examples is a mapping', S, 'version: 3\ncreated_by: me\ntask_description: t\nseed_examples: {}\n',
+     'agree'),
+    ('v3: unknown top-level key', S, _skill(extra='hint: x\n'), 'agree'),
+    ('v3: flow style', S, '{version: 3, created_by: me, task_description: t, seed_examples: [%s]}\n'
+     % ', '.join('{question: q%d, answer: a}' % i for i in range(5)), 'agree'),
+    ('v3: merge key', S, _skill().replace('created_by: me\n', '<<: {created_by: me}\n'), 'agree'),
+    ('v3: tab inside a quoted string', S, _skill().replace('task_description: Do it.', 'task_description: "a\tb"'),
+     'agree'),
+    ('v3: tab indentation', S, _skill().replace('  - question: Question 1?', '\t- question: Question 1?'), 'agree'),
+    ('v3: duplicate key', S, _skill().replace('created_by: me\n', 'created_by: me\ncreated_by: you\n'), 'agree'),
+    ('two documents', S, _skill() + '---\na: b\n', 'agree'),
+    ('top level is a list', S, '- a\n- b\n', 'agree'),
+    ('top level is a string', S, 'hello\n', 'agree'),
+    ('python tag', S, _skill().replace('created_by: me', 'created_by: !!python/name:os.system'), 'agree'),
+    ('unicode', S, _skill().replace('created_by: me', 'created_by: "\u00e9l\u00e8ve \U0001f600"'), 'agree'),
+    ('knowledge v3', K, _knowledge(), 'agree'),
+    ('knowledge v3: extra key in a question-and-answer', K, _knowledge(qa_extra='        hint: x\n'), 'agree'),
+    ('knowledge v3: extra key in document', K, _knowledge(document_extra='  branch: main\n'), 'agree'),
+    ('knowledge v3: duplicate patterns', K, _knowledge(patterns='["*.md", "*.md"]'), 'agree'),
+    ('knowledge v3: two questions', K, _knowledge(qas=2), 'agree'),
+    ('knowledge v2', K, _knowledge('version: 2\n'), 'agree'),
+    ('knowledge without version', K, _knowledge(''), 'agree'),
+    ('anchors', S, _skill().replace('Answer 1.', '&a Answer 1.').replace('Answer 2.', '*a'), 'anchors and aliases'),
+    ('v1: duplicate key', S, _skill('').replace('created_by: me\n', 'created_by: me\ncreated_by: you\n'),
+     'duplicate keys in version 1'),
+    ('empty file', S, '', 'an empty file'),
+    ('empty mapping', S, '{}\n', 'an empty file'),
+]
+
+
+@pytest.mark.parametrize('name,rel,text,expect', EDGE_CASES, ids=[c[0] for c in EDGE_CASES])
+def test_edge_cases_agree_with_instructlab(tmp_path, monkeypatch, name, rel, text, expect):
+    """Crafted files the upstream history lacks: InstructLab's verdict against the
+    module's with every option relaxed."""
+    monkeypatch.setenv('PATH', os.path.dirname(sys.executable) + os.pathsep + os.environ.get('PATH', ''))
+    path = tmp_path / rel
+    path.parent.mkdir(parents=True)
+    path.write_text(text, encoding='utf-8')
+    upstream = _Upstream()
+    try:
+        up_ok, up_msgs = upstream.verdict(str(path))
+    finally:
+        upstream.close()
+    errors = T.check(rel, normalize(text), T.Schema.installed(), **RELAXED)['errors']
+    if expect == 'agree':
+        assert up_ok == (not errors), (up_msgs, errors)
+        assert all(e['rule'] == 'instructlab' for e in errors), errors
+    else:
+        assert up_ok and errors, (up_msgs, errors)
+        assert [_label(_deliberate(e)) for e in errors] == ['%s (no option)' % expect], errors
