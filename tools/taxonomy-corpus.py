@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: (c) 2026, labforge engineers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Build the upstream taxonomy corpus used by ilab_taxonomy's agreement test.
@@ -16,9 +15,9 @@ Writes into OUT (default tests/unit/fixtures/taxonomy-upstream):
   SOURCE.txt     the refs walked and the commit each pointed at
   LICENSE        the upstream licence (Apache-2.0), from the newest main
 
-  tools/taxonomy-corpus.py --git-dir /path/to/taxonomy.git
-  tools/taxonomy-corpus.py --git-dir DIR --check   # compare with OUT, no writes
-  tools/taxonomy-corpus.py --git-dir DIR --refs=--all --out /tmp/x  # incl. PR refs
+  python3 tools/taxonomy-corpus.py --git-dir /path/to/taxonomy.git
+  python3 tools/taxonomy-corpus.py --git-dir DIR --check   # compare with OUT, no writes
+  python3 tools/taxonomy-corpus.py --git-dir DIR --refs=--all --out /tmp/x  # incl. PR refs
 """
 
 from __future__ import annotations

@@ -224,7 +224,7 @@ def test_module_agrees_with_instructlab_on_the_upstream_taxonomy(corpus, tmp_pat
     assert counts['agreements'] + counts['disagreements'] == len(names)
 
 
-@pytest.mark.parametrize('option,pattern,why', [d for d in DELIBERATE], ids=[d[2] for d in DELIBERATE])
+@pytest.mark.parametrize('option,pattern,why', list(DELIBERATE), ids=[d[2] for d in DELIBERATE])
 def test_each_deliberate_rule_says_so(option, pattern, why):
     """Every rule in DELIBERATE exists and produces its message (the corpus need
     not exercise all of them)."""
