@@ -265,9 +265,9 @@ def test_interpreter_in_a_directory_another_account_owns_is_refused_unrun(result
 def test_record_keys_follow_the_wheelhouse_sharing(results):
     """A shared wheelhouse's entries are recorded once for the fleet; a host's own, per host."""
     for wheel_ in results["cpu_shared"]["wheels"]:
-        assert wheel_["record_key"] == wheel_["rel"]
+        assert wheel_["record_key"] == wheel_["dir"] == "/var/cache/instructlab/wheelhouse/" + wheel_["rel"]
     for wheel_ in results["cpu"]["wheels"]:
-        assert wheel_["record_key"] == "cpu/" + wheel_["rel"]
+        assert wheel_["record_key"] == "cpu:" + wheel_["dir"]
     # nothing recorded yet: no sha256 reaches the plan (the entries will be compiled and recorded)
     assert all(w["files"] == {} for w in results["cpu_shared"]["recorded"])
 
@@ -277,7 +277,7 @@ def test_recorded_sha256_reach_the_plan(results, tmp_path):
     llama = wheel(results["cpu_shared"], "llama-cpp-python")
     record = {llama["record_key"]: {"files": {"llama_cpp_python-0.3.6-cp311-cp311-linux_x86_64.whl": "a" * 64},
                                     "built_by": "h1"},
-              "other/entry": {"files": {"x.whl": "b" * 64}}}
+              "/other/entry": {"files": {"x.whl": "b" * 64}}}
     (tmp_path / "record.json").write_text(json.dumps(record))
     out = _run_cases(tmp_path, {"rec": {"instructlab_accelerator": "cpu", "instructlab_wheelhouse_shared": True,
                                         "instructlab_wheelhouse_record": str(tmp_path / "record.json")}}, {})
