@@ -319,15 +319,20 @@ def test_default_version_is_the_newest_311_of_the_pinned_pyenv():
     assert defaults["python_version"] == ".".join(map(str, releases[-1]))
 
 
-def test_archive_source_is_unpacked_and_unknown_version_named(tmp_path):
-    """Real run on the controller (no packages, no build): pyenv from a release
-    archive, then a python_version the pinned pyenv does not know."""
+def _local_pyenv_archive(path):
+    """A release-style archive (top directory pyenv-2.6.30/) of the test bed's pyenv commit, at PATH."""
     git_dir = _pinned_pyenv_git_dir()
     if git_dir is None:
         pytest.skip("no copy of pyenv %s here (run tests/testbed/make-python-mirror.sh)" % PINNED_PYENV_COMMIT)
-    archive = tmp_path / "pyenv-2.6.30.tar.gz"
     subprocess.run(["git", "-C", git_dir, "archive", "--format=tar.gz", "--prefix=pyenv-2.6.30/",
-                    "-o", str(archive), PINNED_PYENV_COMMIT], check=True)
+                    "-o", str(path), PINNED_PYENV_COMMIT], check=True)
+    return path
+
+
+def test_archive_source_is_unpacked_and_unknown_version_named(tmp_path):
+    """Real run on the controller (no packages, no build): pyenv from a release
+    archive, then a python_version the pinned pyenv does not know."""
+    archive = _local_pyenv_archive(tmp_path / "pyenv-2.6.30.tar.gz")
     root = tmp_path / "opt-pyenv"
     rc, out, calls = _run(tmp_path, _facts("Rocky", 9, "RedHat", "dnf"), {
         "python_pyenv_root": str(root), "python_pyenv_source": str(archive),
@@ -348,12 +353,7 @@ def test_archive_source_is_unpacked_and_unknown_version_named(tmp_path):
 def test_archive_with_another_sha256_is_refused_before_unpacking(tmp_path):
     """Real run on the controller: an archive whose sha256 is not the pinned one is never unpacked;
     the message names the file and both checksums."""
-    git_dir = _pinned_pyenv_git_dir()
-    if git_dir is None:
-        pytest.skip("no copy of pyenv %s here (run tests/testbed/make-python-mirror.sh)" % PINNED_PYENV_COMMIT)
-    archive = tmp_path / "v2.6.30.tar.gz"
-    subprocess.run(["git", "-C", git_dir, "archive", "--format=tar.gz", "--prefix=pyenv-2.6.30/",
-                    "-o", str(archive), PINNED_PYENV_COMMIT], check=True)
+    archive = _local_pyenv_archive(tmp_path / "v2.6.30.tar.gz")
     got = hashlib.sha256(archive.read_bytes()).hexdigest()
     assert got != ROLE_PYENV_ARCHIVE_SHA256  # a local archive of another commit, not GitHub's v2.6.30
     root = tmp_path / "opt-pyenv"
