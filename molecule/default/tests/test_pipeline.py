@@ -59,7 +59,7 @@ def test_endpoint_answers(host):
 
 
 def test_ilab_on_service_user_path(host):
-    out = host.check_output("runuser -l instructlab -c 'ilab --version'")
+    out = host.check_output("runuser -l instructlab -s /bin/bash -c 'ilab --version'")
     assert "0.26.1" in out
 
 
