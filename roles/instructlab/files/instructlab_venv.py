@@ -559,8 +559,8 @@ def install(plan):
         if unusable:
             # fail before spending minutes on a venv that cannot be completed
             raise Failure("%s not usable from the wheelhouse (%s)%s" % (
-                ", ".join("%s==%s" % (w["name"], w["version"]) for w, _ in unusable),
-                "; ".join(why for _, why in unusable),
+                ", ".join("%s==%s" % (w["name"], w["version"]) for w, _why in unusable),
+                "; ".join(why for _wheel, why in unusable),
                 "" if plan.get("build") else
                 ": this host is not the one that compiles them (did the building host fail?)"))
         if has_locked(venv, plan):

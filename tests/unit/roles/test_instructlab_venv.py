@@ -14,7 +14,6 @@ import importlib.util
 import json
 import os
 import pwd
-import stat
 import subprocess
 import sys
 import tempfile
@@ -182,7 +181,7 @@ def test_probe_never_runs_a_venv_another_account_can_change(tmp_path):
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to hand a directory to another account")
 def test_probe_refuses_a_venv_whose_directory_another_account_can_write(tmp_path):
     marker = tmp_path / "pth-ran"
-    venv, link, _ = real_venv(tmp_path, marker)
+    venv, link, _pth = real_venv(tmp_path, marker)
     os.chmod(str(venv / "lib"), 0o777)
     res = iv.probe({"venv": str(link), "desired": DESIRED, "wheels": []})
     assert not marker.exists()
