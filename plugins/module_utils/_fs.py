@@ -39,10 +39,13 @@ API::
     _fs.write(path, data, mode=0o644, owner=None)       # atomic replace
     _fs.write_json(path, data, mode=0o644, owner=None)
     _fs.read_bytes(path, limit=None) / read_text / read_json(path, default=None)
+    _fs.current(path)                                    # bytes of a managed file, None if missing/refused
     _fs.lstat(path) / stat(path)                         # None when missing
     _fs.exists(path) / isfile(path) / isdir(path)
     _fs.listdir(path) / scandir(path) -> [(name, lstat)]
-    _fs.rename(src, dst) / replace(src, dst) / remove(path)
+    _fs.rename(src, dst) / replace(src, dst) / remove(path) / symlink(target, path)
+    _fs.adopt(path, mode, owner) / move_in(src, dst, mode, owner)   # what root made in its own dir
+    _fs.export(src, dst)                                  # the account's file, named in root's dir
     _fs.mkdtemp(parent, prefix, mode=0o700, owner=None)
     _fs.open_log(path, mode=0o640, owner=None)           # LogFile: write/flush/tail/text/close
     _fs.copy_file(src, dst, mode=0o644, owner=None)      # -> sha256 hex of what was copied
@@ -349,6 +352,16 @@ def read_text(path, limit=None, errors='strict'):
     return read_bytes(path, limit).decode('utf-8', errors)
 
 
+def current(path):
+    """The bytes of a file a module manages and is about to replace, for comparing; None when
+    it is missing or not a file this layer reads (a planted link or hard link is then simply
+    replaced by the module's write)."""
+    try:
+        return read_bytes(path)
+    except (IOError, OSError):
+        return None
+
+
 def read_json(path, default=None):
     """Parsed JSON of ``path``; ``default`` when it is missing, unsafe or not JSON."""
     try:
@@ -633,6 +646,77 @@ def adopt(path, mode, owner=None):
             _finish(fd, mode, owner)
         finally:
             os.close(fd)
+
+
+def symlink(target, path):
+    """Make ``path`` a symbolic link to ``target`` (a new link renamed over ``path``)."""
+    parent, name = _open_parent(path)
+    with parent:
+        for _i in range(100):
+            tmp = '.%s%s%s' % (name[:80], TMP_MARK, _random())
+            try:
+                os.symlink(target, tmp, dir_fd=parent.fd)
+                break
+            except OSError as e:
+                if e.errno != errno.EEXIST:
+                    raise
+        try:
+            os.rename(tmp, name, src_dir_fd=parent.fd, dst_dir_fd=parent.fd)
+        except BaseException:
+            os.unlink(tmp, dir_fd=parent.fd)
+            raise
+
+
+def move_in(src, dst, mode, owner=None):
+    """Move a file this run made in a directory only root can write to ``dst`` (in the
+    account's tree), owned by ``owner``: adopted then renamed, or copied across file
+    systems."""
+    adopt(src, mode, owner)
+    try:
+        rename(src, dst)
+    except OSError as e:
+        if e.errno != errno.EXDEV:
+            raise
+        copy_file(src, dst, mode, owner)
+        remove(src)
+
+
+def export(src, dst):
+    """Give the account's regular file ``src`` a name ``dst`` in root's private directory,
+    for root to read or ship later without following anything the account can swap: a
+    hard link to the very file checked here (same file system) or a copy (0600)."""
+    fd, st = open_read(src)
+    try:
+        sdir, sname = _open_parent(src)
+        with sdir:
+            ddir, dname = _open_parent(dst, create=True, mode=0o700)
+            with ddir:
+                tmp = '.%s%s%s' % (dname[:80], TMP_MARK, _random())
+                try:
+                    os.link(sname, tmp, src_dir_fd=sdir.fd, dst_dir_fd=ddir.fd, follow_symlinks=False)
+                except OSError as e:
+                    if e.errno not in (errno.EXDEV, errno.EPERM):
+                        raise
+                    tmp = None
+                if tmp is not None:
+                    lst = os.lstat(tmp, dir_fd=ddir.fd)
+                    if (lst.st_dev, lst.st_ino) != (st.st_dev, st.st_ino):
+                        os.unlink(tmp, dir_fd=ddir.fd)
+                        raise UnsafePathError('refusing to export %s: it was replaced while being exported'
+                                              % src, src)
+                    os.rename(tmp, dname, src_dir_fd=ddir.fd, dst_dir_fd=ddir.fd)
+                    return dst
+        with _Writer(dst, 0o600) as w:
+            offset = 0
+            while True:
+                chunk = os.pread(fd, BUFSIZE, offset)
+                if not chunk:
+                    break
+                w.write(chunk)
+                offset += len(chunk)
+        return dst
+    finally:
+        os.close(fd)
 
 
 def rename(src, dst):

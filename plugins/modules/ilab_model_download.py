@@ -348,6 +348,21 @@ class Downloader(object):
     def files(self, target):
         return target_files(target, self.cache, self.p['verify'])
 
+    def fetch_reason(self, target, have):
+        if have is not None:
+            return 'forced'
+        if _fs.lstat(target) is not None:
+            return 'target is not a model of the service user (a planted link?): replaced'
+        return 'target missing'
+
+    def current(self, target):
+        """The target's files, or None when it is missing or not the account's own (a link the
+        account planted is then replaced by the download)."""
+        try:
+            return self.files(target) if _fs.exists(target) else None
+        except _fs.UnsafePathError:
+            return None
+
     # ---------------------------------------------------------------- oci
     def skopeo_opts(self, copy=False):
         opts = []
@@ -397,55 +412,59 @@ class Downloader(object):
         ref = parse_oci(self.p['repository'], self.p['release'], self.p['digest'])
         ref_s, digest, _manifest, layers = self.oci_inspect(ref)
         spec = dict(source='oci', repository=ref['base'], release=ref['tag'], manifest_digest=digest)
-        if _fs.exists(target) and not self.p['force']:
-            try:
-                have = self.files(target)
-            except OSError:
-                have = None
-            if have is not None and set(have) == set(layers) and all(
+        have = self.current(target)
+        if have is not None and not self.p['force']:
+            if set(have) == set(layers) and all(
                     have[k].get('size') == layers[k]['size'] and have[k].get('sha256') == layers[k]['sha256']
                     for k in layers):
                 return None, 'target matches %s (%s)' % (ref_s, digest), have, spec
             reason = 'target differs from %s (%s)' % (ref_s, digest)
         else:
-            reason = 'forced' if self.p['force'] and _fs.exists(target) else 'target missing'
+            reason = self.fetch_reason(target, have)
         fetched = dict(source='oci', ref=ref_s, digest=digest, files=sorted(layers),
                        size=sum(v['size'] or 0 for v in layers.values()))
         if check:
             return fetched, reason, None, spec
         skopeo = self.module.get_bin_path('skopeo', required=True)
+        self.target = target
 
         def fill(ws):
-            # skopeo runs as root (the auth file is root's) into root's own staging directory
-            layout = os.path.join(ws, 'layout')
-            self.run('skopeo copy', [skopeo, 'copy', '--quiet', '--preserve-digests', '--retry-times=2']
-                     + self.skopeo_opts(copy=True)
-                     + ['%s@%s' % (ref['base'], digest), 'oci:%s:%s' % (layout, 'model')],
-                     log_name='oci-download-%s' % os.path.basename(target), as_user=False)
-            index = _fs.read_json(os.path.join(layout, 'index.json'), {})
-            descs = index.get('manifests') or []
-            if len(descs) != 1 or descs[0].get('digest') != digest:
-                raise Fail('copied image has manifest %s, expected %s'
-                           % ([d.get('digest') for d in descs], digest))
-
-            def blob(d):
-                return os.path.join(layout, 'blobs', 'sha256', normalize_sha256(d))
-            if 'sha256:' + _fs.file_sha256(blob(digest)) != digest:
-                raise Fail('copied manifest does not match digest %s' % digest)
-            manifest = _fs.read_json(blob(digest), {})
-            model = _fs.makedirs(os.path.join(ws, 'model'), 0o755, self.owner)
-            for layer in manifest.get('layers') or []:
-                title = os.path.normpath(layer['annotations'][TITLE])
-                src = blob(layer['digest'])
-                if _fs.file_sha256(src) != normalize_sha256(layer['digest']):
-                    raise Fail('layer %s (%s) is corrupt' % (layer['digest'], title))
-                dst = os.path.join(model, title)
-                _fs.makedirs(os.path.dirname(dst), 0o755, self.owner)
-                _fs.adopt(src, 0o644, self.owner)
-                _fs.rename(src, dst)
-            return model
+            # skopeo runs as root (the auth file is root's), so it writes where only root can
+            # (a path that crosses no directory of the service account); the layers are then
+            # adopted by the account and moved into the staging directory.
+            scratch = _fs.mkdtemp(_fs.private_dir(os.path.join(self.runner.state, 'tmp')), 'oci-')
+            try:
+                return self.oci_copy(skopeo, ref, digest, os.path.join(scratch, 'layout'), ws)
+            finally:
+                _fs.remove(scratch)
         self.fetch(target, fill)
         return fetched, reason, self.files(target), spec
+
+    def oci_copy(self, skopeo, ref, digest, layout, ws):
+        self.run('skopeo copy', [skopeo, 'copy', '--quiet', '--preserve-digests', '--retry-times=2']
+                 + self.skopeo_opts(copy=True)
+                 + ['%s@%s' % (ref['base'], digest), 'oci:%s:%s' % (layout, 'model')],
+                 log_name='oci-download-%s' % os.path.basename(self.target), as_user=False)
+        index = _fs.read_json(os.path.join(layout, 'index.json'), {})
+        descs = index.get('manifests') or []
+        if len(descs) != 1 or descs[0].get('digest') != digest:
+            raise Fail('copied image has manifest %s, expected %s' % ([d.get('digest') for d in descs], digest))
+
+        def blob(d):
+            return os.path.join(layout, 'blobs', 'sha256', normalize_sha256(d))
+        if 'sha256:' + _fs.file_sha256(blob(digest)) != digest:
+            raise Fail('copied manifest does not match digest %s' % digest)
+        manifest = _fs.read_json(blob(digest), {})
+        model = _fs.makedirs(os.path.join(ws, 'model'), 0o755, self.owner)
+        for layer in manifest.get('layers') or []:
+            title = os.path.normpath(layer['annotations'][TITLE])
+            src = blob(layer['digest'])
+            if _fs.file_sha256(src) != normalize_sha256(layer['digest']):
+                raise Fail('layer %s (%s) is corrupt' % (layer['digest'], title))
+            dst = os.path.join(model, title)
+            _fs.makedirs(os.path.dirname(dst), 0o755, self.owner)
+            _fs.move_in(src, dst, 0o644, self.owner)
+        return model
 
     # ----------------------------------------------------------------- hf
     def hf_token(self):
@@ -500,9 +519,9 @@ class Downloader(object):
                     revision=self.p['revision'])
         token = self.hf_token()
         self.target = target
-        if _fs.exists(target) and not self.p['force']:
+        have = self.current(target)
+        if have is not None and not self.p['force']:
             if record and record.get('spec') == spec:
-                have = self.files(target)
                 moved = self.hf_moved(spec, token, record)
                 if moved:
                     reason = 'revision %s moved from %s to %s' % (spec['revision'], record['commit'], moved)
@@ -514,7 +533,7 @@ class Downloader(object):
             else:
                 reason = 'target exists but was not downloaded from %s' % self.describe(spec)
         else:
-            reason = 'forced' if self.p['force'] and _fs.exists(target) else 'target missing'
+            reason = self.fetch_reason(target, have)
         fetched = dict(source='hf', repository=spec['repository'], filename=spec['filename'],
                        revision=spec['revision'])
         if check:
@@ -550,13 +569,13 @@ class Downloader(object):
         except ValueError as e:
             raise Fail(str(e))
         spec = dict(source='url', url=url, sha256=want)
-        if _fs.isfile(target) and not self.p['force']:
-            have = self.files(target)
-            if list(have.values())[0]['sha256'] == want:
+        have = self.current(target)
+        if have is not None and len(have) == 1 and not self.p['force']:
+            if list(have.values())[0].get('sha256') == want:
                 return None, 'target has sha256 %s' % want, have, spec
             reason = 'target sha256 differs from %s' % want
         else:
-            reason = 'forced' if self.p['force'] and _fs.exists(target) else 'target missing'
+            reason = self.fetch_reason(target, have)
         fetched = dict(source='url', url=url, sha256=want)
         if check:
             return fetched, reason, None, spec
@@ -586,15 +605,15 @@ class Downloader(object):
         is_dir = _fs.isdir(src)
         want = target_files(src, self.cache, True)
         spec = dict(source='path', src=os.path.abspath(src))
-        if _fs.exists(target) and not self.p['force'] and is_dir == _fs.isdir(target):
-            have = self.files(target)
+        have = self.current(target)
+        if have is not None and not self.p['force'] and is_dir == _fs.isdir(target):
             if not is_dir:
                 have = dict(zip(want, have.values()))
             if same_content(have, want):
                 return None, 'target matches %s' % src, self.files(target), spec
             reason = 'target differs from %s' % src
         else:
-            reason = 'forced' if self.p['force'] and _fs.exists(target) else 'target missing'
+            reason = self.fetch_reason(target, have)
         fetched = dict(source='path', src=src, files=sorted(want))
         if check:
             return fetched, reason, None, spec

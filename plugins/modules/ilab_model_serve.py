@@ -305,12 +305,10 @@ def sorted_tree(data):
 
 
 def read(path):
-    """Current content of a file this module manages (None when missing or not a file the
-    layer reads: a planted link is then simply replaced)."""
-    try:
-        return _fs.read_text(path)
-    except (IOError, OSError, ValueError):
-        return None
+    """Current content of a file this module manages (None when missing or refused: a planted
+    link is then simply replaced)."""
+    data = _fs.current(path)
+    return data.decode('utf-8', 'replace') if data is not None else None
 
 
 def shown_env(text):

@@ -219,6 +219,14 @@ gguf_path:
   returned: always (null when none)
   type: str
   sample: /var/lib/instructlab/.local/share/instructlab/trained/train-6a1d0c9e4b3f2a10/ggml-model-f16.gguf
+export_path:
+  description:
+    - The GGUF under a name in root's private directory C(/var/lib/labforge/users/USER/export/) (a hard link
+      to the checked file, or a copy on another file system), for root to fetch or ship without following a
+      link the service user may have swapped in at RV(gguf_path).
+  returned: when there is a GGUF (not in check mode)
+  type: str
+  sample: /var/lib/labforge/users/instructlab/export/train.gguf
 checkpoint_dir:
   description: The last checkpoint (C(training_results/checkpoint-N) for simple, C(checkpoints/) otherwise).
   returned: always (null in check mode before a run)
@@ -571,6 +579,9 @@ def run_module(module):
             result[key] = manifest.get(key)
         if not run:
             result['log_path'] = manifest.get('log_path') or result['log_path']
+        if result['gguf_path'] and not module.check_mode:
+            result['export_path'] = _fs.export(result['gguf_path'], os.path.join(
+                _fs.private_dir(os.path.join(runner.state, 'export')), p['name'] + '.gguf'))
     if module._diff:
         after = dict(model_dir=final, fingerprint=fp, gguf_path=result['gguf_path'],
                      final_loss=result['final_loss'])

@@ -341,7 +341,7 @@ def deploy(module):
         for e in errors:
             problems.append('%s: %s' % (rel, e))
         target = os.path.join(taxonomy, rel)
-        old = _fs.read_bytes(target) if _fs.isfile(target) else None
+        old = _fs.current(target)
         info['changed'] = old != text.encode('utf-8')
         staged.append((rel, text, old, info))
         result['files'].append(info)

@@ -256,6 +256,21 @@ def test_copy_tree_copies_links_as_links_and_files_owned(bed, tmp_path):
     assert canary_intact(bed)
 
 
+def test_export_names_the_checked_file_in_roots_directory(bed):
+    model = os.path.join(bed.home, 'model.gguf')
+    with open(model, 'w') as f:
+        f.write('GGUF')
+    as_account(model)
+    dst = os.path.join(bed.root, 'export', 'train.gguf')
+    _fs.export(model, dst)
+    assert os.stat(dst).st_ino == os.stat(model).st_ino and open(dst).read() == 'GGUF'
+    os.unlink(model)
+    os.symlink(bed.canary, model)               # swapped for a link to root's file
+    with pytest.raises(_fs.UnsafePathError):
+        _fs.export(model, dst)
+    assert open(dst).read() == 'GGUF' and canary_intact(bed)
+
+
 def test_digest_cache_reuses_and_invalidates(tmp_path, monkeypatch):
     model = str(tmp_path / 'm.gguf')
     with open(model, 'w') as f:

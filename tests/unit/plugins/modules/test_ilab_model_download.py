@@ -129,6 +129,9 @@ def test_oci_exact_commands_with_registry_port(env, monkeypatch):
                             '--src-authfile=' + auth, '--src-cert-dir=/etc/labforge/certs.d', '--src-tls-verify=true',
                             'docker://registry.example:5000/models/granite@' + d1,   # exactly the inspected manifest
                             'oci:%s/layout:model' % ws]
+    # skopeo runs as root: it writes only in root's private state directory, never in the
+    # service account's tree (where a planted link would redirect it)
+    assert ws.startswith(os.path.join(M._fs.STATE_ROOT, 'users', ME, 'tmp', 'oci-')) and not os.path.exists(ws)
     target = os.path.join(env['models'], 'granite')
     assert r['path'] == target
     assert sorted(os.listdir(target)) == ['README.md', 'model.gguf']

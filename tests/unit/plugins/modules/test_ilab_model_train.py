@@ -183,6 +183,9 @@ def test_simple_training_isolated_and_moved_into_place(bed):
     final = os.path.join(bed.out, 'train-' + fpu.short(r['fingerprint']))
     assert r['model_dir'] == final and not os.path.exists(staging)
     assert r['gguf_path'] == os.path.join(final, 'ggml-model-f16.gguf') and os.path.isfile(r['gguf_path'])
+    # root ships the model from its own directory (the same file, checked), never from the user's tree
+    assert r['export_path'] == os.path.join(_fs.STATE_ROOT, 'users', 'ignored', 'export', 'train.gguf')
+    assert os.stat(r['export_path']).st_ino == os.stat(r['gguf_path']).st_ino
     assert r['checkpoint_dir'] == os.path.join(final, 'training_results', 'checkpoint-10')
     assert r['hf_model_dir'] == os.path.join(final, 'training_results', 'final')
     assert r['final_loss'] == pytest.approx(6.818511199951172)
