@@ -337,15 +337,18 @@ def read_bytes(path, limit=None):
         os.close(fd)
 
 
-def _read_fd(fd, offset=0):
-    chunks = []
+def _chunks(fd, offset=0):
+    """The content of ``fd`` from ``offset``, in chunks (pread: the descriptor's offset stays)."""
     while True:
         chunk = os.pread(fd, BUFSIZE, offset)
         if not chunk:
-            break
-        chunks.append(chunk)
+            return
+        yield chunk
         offset += len(chunk)
-    return b''.join(chunks)
+
+
+def _read_fd(fd, offset=0):
+    return b''.join(_chunks(fd, offset))
 
 
 def read_text(path, limit=None, errors='strict'):
@@ -370,43 +373,45 @@ def read_json(path, default=None):
         return default
 
 
-def lstat(path):
-    """lstat of ``path`` reached safely (the last component not followed); None when missing."""
+def _missing(e):
+    return e.errno in (errno.ENOENT, errno.ENOTDIR)
+
+
+def _at(path, fn, missing=None):
+    """``fn(directory, name)`` for the last component of ``path`` (its directory reached
+    safely); ``missing`` when it, or a directory on the way, is not there."""
     try:
         parent, name = _open_parent(path)
     except OSError as e:
-        if e.errno in (errno.ENOENT, errno.ENOTDIR):
-            return None
+        if _missing(e):
+            return missing
         raise
     with parent:
         try:
-            return os.lstat(name, dir_fd=parent.fd)
-        except OSError as e:
-            if e.errno in (errno.ENOENT, errno.ENOTDIR):
-                return None
+            return fn(parent, name)
+        except UnsafePathError:
             raise
+        except OSError as e:
+            if _missing(e):
+                return missing
+            raise
+
+
+def lstat(path):
+    """lstat of ``path`` reached safely (the last component not followed); None when missing."""
+    return _at(path, lambda d, name: os.lstat(name, dir_fd=d.fd))
+
+
+def _stat_in(d, name):
+    fd, st, _real = _open_in(d, name, _O_PATH, kind='any')
+    os.close(fd)
+    return st
 
 
 def stat_path(path):
     """stat of ``path``, following only the links this layer follows (UnsafePathError for
     one it refuses); None when missing."""
-    try:
-        parent, name = _open_parent(path)
-    except OSError as e:
-        if e.errno in (errno.ENOENT, errno.ENOTDIR):
-            return None
-        raise
-    with parent:
-        try:
-            fd, st, _real = _open_in(parent, name, _O_PATH, kind='any')
-        except UnsafePathError:
-            raise
-        except OSError as e:
-            if e.errno in (errno.ENOENT, errno.ENOTDIR):
-                return None
-            raise
-        os.close(fd)
-        return st
+    return _at(path, _stat_in)
 
 
 def exists(path):
@@ -556,18 +561,16 @@ def copy_file(src, dst, mode=0o644, owner=None):
     """Copy the regular file ``src`` to a new ``dst`` (atomic). Returns the sha256 hex of the bytes copied."""
     fd, _st = open_read(src)
     try:
-        with _Writer(dst, mode, owner) as w:
-            offset = 0
-            while True:
-                chunk = os.pread(fd, BUFSIZE, offset)
-                if not chunk:
-                    break
-                w.write(chunk)
-                offset += len(chunk)
-            digest = w.sha.hexdigest()
+        return _copy_fd(fd, dst, mode, owner)
     finally:
         os.close(fd)
-    return digest
+
+
+def _copy_fd(fd, dst, mode, owner):
+    with _Writer(dst, mode, owner) as w:
+        for chunk in _chunks(fd):
+            w.write(chunk)
+    return w.sha.hexdigest()
 
 
 class LogFile(object):
@@ -706,14 +709,7 @@ def export(src, dst):
                                               % src, src)
                     os.rename(tmp, dname, src_dir_fd=ddir.fd, dst_dir_fd=ddir.fd)
                     return dst
-        with _Writer(dst, 0o600) as w:
-            offset = 0
-            while True:
-                chunk = os.pread(fd, BUFSIZE, offset)
-                if not chunk:
-                    break
-                w.write(chunk)
-                offset += len(chunk)
+        _copy_fd(fd, dst, 0o600, None)
         return dst
     finally:
         os.close(fd)
@@ -762,36 +758,22 @@ def replace(src, dst):
 
 def remove(path):
     """Remove a file, link or whole tree (descriptor-based, nothing followed). False when missing."""
-    try:
-        parent, name = _open_parent(path)
-    except OSError as e:
-        if e.errno in (errno.ENOENT, errno.ENOTDIR):
-            return False
-        raise
-    with parent:
-        try:
-            os.lstat(name, dir_fd=parent.fd)
-        except OSError as e:
-            if e.errno == errno.ENOENT:
-                return False
-            raise
-        _remove_in(parent.fd, name)
-    return True
+    return _at(path, lambda d, name: _remove_in(d.fd, name, missing_ok=False) or True, missing=False)
 
 
-def _remove_in(dfd, name, depth=0):
+def _remove_in(dfd, name, missing_ok=True):
     try:
         os.unlink(name, dir_fd=dfd)
         return
     except OSError as e:
-        if e.errno == errno.ENOENT:
+        if e.errno == errno.ENOENT and missing_ok:
             return
         if e.errno not in (errno.EISDIR, errno.EPERM):
             raise
     fd = os.open(name, _DIR_FLAGS, dir_fd=dfd)
     try:
         for entry in os.listdir(fd):
-            _remove_in(fd, entry, depth + 1)
+            _remove_in(fd, entry)
     finally:
         os.close(fd)
     os.rmdir(name, dir_fd=dfd)
@@ -863,13 +845,8 @@ def copy_tree(src, dst, owner=None, mode=0o644, dir_mode=0o755):
 # ------------------------------------------------------------------- digests
 def sha256_fd(fd):
     h = hashlib.sha256()
-    offset = 0
-    while True:
-        chunk = os.pread(fd, BUFSIZE, offset)
-        if not chunk:
-            break
+    for chunk in _chunks(fd):
         h.update(chunk)
-        offset += len(chunk)
     return h.hexdigest()
 
 

@@ -432,7 +432,11 @@ class Downloader(object):
             # skopeo runs as root (the auth file is root's), so it writes where only root can
             # (a path that crosses no directory of the service account); the layers are then
             # adopted by the account and moved into the staging directory.
-            scratch = _fs.mkdtemp(_fs.private_dir(os.path.join(self.runner.state, 'tmp')), 'oci-')
+            # one per target: a killed run's leftover is removed here (this run holds the lock)
+            key = hashlib.sha256(target.encode('utf-8')).hexdigest()[:16]
+            scratch = os.path.join(_fs.private_dir(os.path.join(self.runner.state, 'tmp')), 'oci-' + key)
+            _fs.remove(scratch)
+            _fs.makedirs(scratch, 0o700)
             try:
                 return self.oci_copy(skopeo, ref, digest, os.path.join(scratch, 'layout'), ws)
             finally:

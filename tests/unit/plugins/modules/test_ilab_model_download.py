@@ -132,6 +132,7 @@ def test_oci_exact_commands_with_registry_port(env, monkeypatch):
     # skopeo runs as root: it writes only in root's private state directory, never in the
     # service account's tree (where a planted link would redirect it)
     assert ws.startswith(os.path.join(M._fs.STATE_ROOT, 'users', ME, 'tmp', 'oci-')) and not os.path.exists(ws)
+    assert os.listdir(os.path.dirname(ws)) == []
     target = os.path.join(env['models'], 'granite')
     assert r['path'] == target
     assert sorted(os.listdir(target)) == ['README.md', 'model.gguf']
