@@ -169,15 +169,12 @@ log_path:
 import inspect
 import json
 import os
-import shutil
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_runner import (
-    IlabRunner, ilab_argument_spec)
-from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_common import (
-    atomic_write)
+    IlabRunner, ilab_argument_spec, run_guarded)
+from ansible_collections.labforge.instructlab.plugins.module_utils import _fs
 from ansible_collections.labforge.instructlab.plugins.module_utils import _taxonomy
 
 
@@ -246,8 +243,7 @@ def load_entry(entry, dump):
     if entry.get('data') is not None:
         return dump(_strip_strings(entry['data']))
     if entry.get('src') is not None:
-        with open(entry['src'], 'rb') as f:
-            raw = f.read()
+        raw = _fs.read_bytes(entry['src'])
     else:
         raw = entry['content'] if isinstance(entry['content'], bytes) else entry['content'].encode('utf-8', 'surrogateescape')
     try:
@@ -275,6 +271,10 @@ def main():
         ilab_check=dict(type='bool', default=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    run_guarded(module, deploy)
+
+
+def deploy(module):
     p = module.params
     bad = _taxonomy.option_errors(p['max_words'], p['min_examples'])
     if bad:
@@ -283,7 +283,7 @@ def main():
     runner.check_user()
     taxonomy = p['taxonomy_path']
     if not taxonomy:
-        cfg = runner.read_config() if os.path.isfile(runner.config_path) else {}
+        cfg = runner.read_config()
         taxonomy = ((cfg.get('generate') or {}).get('taxonomy_path')
                     or os.path.join(runner.home, '.local', 'share', 'instructlab', 'taxonomy'))
         taxonomy = taxonomy.replace('~', runner.home, 1) if taxonomy.startswith('~') else taxonomy
@@ -316,10 +316,7 @@ def main():
         text = normalize(text)
         info = dict(path=rel, kind=None, version=None, words=0, examples=0)    # filled by check_files
         target = os.path.join(taxonomy, rel)
-        old = None
-        if os.path.isfile(target):
-            with open(target, 'rb') as f:
-                old = f.read()
+        old = _fs.current(target)
         info['changed'] = old != text.encode('utf-8')
         staged.append((rel, text, old, info))
         result['files'].append(info)
@@ -342,19 +339,11 @@ def main():
 
     if p['ilab_check'] and staged:
         runner.check_venv()
-        stage = tempfile.mkdtemp(prefix='labforge-taxonomy-')
+        # root's own directory, readable by the service user who runs the check
+        stage = _fs.mkdtemp(_fs.TMPDIR, 'labforge-taxonomy-', 0o755)
         try:
             for rel, text, _old, _info in staged:
-                dst = os.path.join(stage, rel)
-                os.makedirs(os.path.dirname(dst), exist_ok=True)
-                with open(dst, 'w', encoding='utf-8') as f:
-                    f.write(text)
-            if runner.switch_user:
-                os.chmod(stage, 0o755)
-                for dirpath, dirnames, filenames in os.walk(stage):
-                    for name in dirnames + filenames:
-                        os.chown(os.path.join(dirpath, name), runner.pw.pw_uid, runner.pw.pw_gid)
-                os.chown(stage, runner.pw.pw_uid, runner.pw.pw_gid)
+                _fs.write(os.path.join(stage, rel), text, 0o644, mkdirs=True)
             argv = runner.argv(['taxonomy', 'diff'], [('--taxonomy-path', stage), ('--taxonomy-base', 'empty')])
             res = runner.run('ilab taxonomy diff', argv, changes_state=False, log_name='ilab-taxonomy-diff')
             result['log_path'] = res.log_path
@@ -364,10 +353,8 @@ def main():
                 runner.fail('ilab taxonomy diff', res,
                             msg='InstructLab rejected the taxonomy files, nothing was written', **result)
         finally:
-            shutil.rmtree(stage, ignore_errors=True)
+            _fs.remove(stage)
 
-    uid = runner.pw.pw_uid if runner.switch_user else None
-    gid = runner.pw.pw_gid if runner.switch_user else None
     diffs = []
     for rel, text, old, info in staged:
         if not info['changed']:
@@ -379,7 +366,7 @@ def main():
                           after=text))
         if not module.check_mode:
             runner.ensure_dir(os.path.dirname(os.path.join(taxonomy, rel)))
-            atomic_write(os.path.join(taxonomy, rel), text, mode=0o644, uid=uid, gid=gid)
+            _fs.write(os.path.join(taxonomy, rel), text, 0o644, runner.owner)
     result['changed'] = bool(result['changed_files'])
     if module._diff and diffs:
         result['diff'] = diffs

@@ -7,6 +7,7 @@ reports the run_report callback wrote for the converge and idempotence runs.
 import glob
 import json
 import os
+import re
 
 import pytest
 
@@ -56,6 +57,16 @@ def test_endpoint_answers(host):
                             "sys.stdout.write(urllib.request.urlopen('http://127.0.0.1:8000/v1/models', timeout=10).read().decode())\"")
     models = json.loads(out)
     assert models["data"], out
+
+
+def test_serve_units_exposure(host):
+    """`systemd-analyze security` of the rendered serve units: exposure at most 2.5 (printed)."""
+    for unit in ("labforge-ilab-serve-teacher.service", "labforge-ilab-serve-main.service"):
+        out = host.check_output("systemd-analyze security --no-pager %s" % unit)
+        level = re.search(r"Overall exposure level for \S+: ([0-9.]+) \S+", out)
+        assert level, out[-2000:]
+        print(level.group(0))
+        assert float(level.group(1)) <= 2.5, out
 
 
 def test_ilab_on_service_user_path(host):
