@@ -543,6 +543,14 @@ def locked(plan):
         return failed(log, result, exc, remove=venv)
 
 
+def close_venv(venv):
+    """Leave nothing in a new venv that another account could write: uv creates its
+    lock file world-writable (0666)."""
+    lock = os.path.join(venv, ".lock")
+    if os.path.lexists(lock) and not os.path.islink(lock):
+        os.chmod(lock, 0o644)
+
+
 def install(plan):
     log = Log(plan.get("log"))
     venv = plan["venv_dir"]
@@ -583,6 +591,7 @@ def install(plan):
             else:
                 argv = [py, "-m", "pip", "install", "--no-deps", "--no-index"] + wheels
             run(log, argv, env=env, what="installing the wheelhouse wheels")
+        close_venv(venv)
         # 3. consistency and a real import, as the service user
         info = verify(log, plan, venv)
         names = ["instructlab", "llama-cpp-python", "torch", "transformers", "numpy"]

@@ -178,6 +178,21 @@ def test_probe_never_runs_a_venv_another_account_can_change(tmp_path):
     assert res["current"] is None  # the manifest of such a venv is not read either
 
 
+def test_uv_lock_file_is_closed_to_other_accounts(tmp_path):
+    """uv creates <venv>/.lock world-writable; the probe would refuse the venv on every run."""
+    marker = tmp_path / "pth-ran"
+    venv, link, _ = real_venv(tmp_path, marker)
+    lock = venv / ".lock"
+    lock.touch()
+    lock.chmod(0o666)
+    res = iv.probe({"venv": str(link), "desired": DESIRED, "wheels": []})
+    assert "%s (owner %s, mode 0666)" % (lock, pwd.getpwuid(os.geteuid()).pw_name) in res["reason"]
+    iv.close_venv(str(venv))
+    assert stat.S_IMODE(lock.stat().st_mode) == 0o644
+    res = iv.probe({"venv": str(link), "desired": DESIRED, "wheels": []})
+    assert "not root's alone" not in res["reason"] and marker.exists()
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to hand a directory to another account")
 def test_probe_refuses_a_venv_whose_directory_another_account_can_write(tmp_path):
     marker = tmp_path / "pth-ran"
