@@ -14,6 +14,7 @@ import importlib.util
 import json
 import os
 import pwd
+import stat
 import subprocess
 import sys
 import tempfile
