@@ -137,14 +137,6 @@ def as_user(plan, venv):
     return {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": [], "cwd": "/"}, env
 
 
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def sha256_fd(fd, copy_to=None):
     """sha256 of what FD reads, written to COPY_TO (a file object) as it is read."""
     h = hashlib.sha256()

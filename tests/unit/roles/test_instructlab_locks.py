@@ -140,6 +140,7 @@ CASES = {
     "no_python": {"instructlab_accelerator": "cpu", "instructlab_python": ""},
     "cpu_shared": {"instructlab_accelerator": "cpu", "instructlab_wheelhouse_shared": True},
     "foreign_python": {"instructlab_accelerator": "cpu", "instructlab_python": "FOREIGN"},
+    "writable_python": {"instructlab_accelerator": "cpu", "instructlab_python": "WRITABLE"},
     "uv_unpinned": {"instructlab_accelerator": "cpu", "instructlab_uv_version": "0.9.0"},
     "uv_bad_sha256": {"instructlab_accelerator": "cpu", "instructlab_uv_version": "0.9.0",
                       "instructlab_uv_sha256": ["abc"]},
@@ -160,8 +161,14 @@ def results(tmp_path_factory):
     foreign.mkdir()
     os.symlink(PY311, str(foreign / "python3.11"))
     os.chown(str(foreign), 65534, 65534)
+    # ... and through a root-owned directory anyone can write (not sticky)
+    writable = tmp / "writable"
+    writable.mkdir()
+    os.symlink(PY311, str(writable / "python3.11"))
+    os.chmod(str(writable), 0o777)
     (tmp / "bad-record.json").write_text("[]\n")
     out = _run_cases(tmp, CASES, {"FAKE310": str(fake), "FOREIGN": str(foreign / "python3.11"),
+                                  "WRITABLE": str(writable / "python3.11"),
                                   "BADRECORD": str(tmp / "bad-record.json")})
     out["_tmp"] = tmp
     return out
@@ -260,6 +267,8 @@ def test_interpreter_in_a_directory_another_account_owns_is_refused_unrun(result
     assert "instructlab_python %s/foreign/python3.11 is not root's alone: %s/foreign belongs to nobody" % (
         results["_tmp"], results["_tmp"]) in " ".join(msg.split())
     assert "python_user: root" in msg
+    msg = " ".join(results["writable_python"]["failed"].split())
+    assert "%s/writable belongs to root (mode 0777)" % results["_tmp"] in msg
 
 
 def test_record_keys_follow_the_wheelhouse_sharing(results):
