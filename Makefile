@@ -19,9 +19,9 @@ export ANSIBLE_NOCOLOR := 1
 # Molecule scenarios run by `make test`, in this order.
 MOLECULE_SCENARIOS ?= default python nvidia_driver instructlab gpu_sim fleet
 
-GATES := lint sanity unit build ee molecule integration molecule-el9
+GATES := selfcheck lint sanity unit build importer ee molecule integration molecule-el9
 
-.PHONY: help venv testbed lint sanity unit build molecule molecule-el9 ee integration test demo demo-clean clean lock-dev
+.PHONY: help venv testbed selfcheck importer lock-importer lint sanity unit build molecule molecule-el9 ee integration test demo demo-clean clean lock-dev
 
 help:
 	@echo "make demo   run the whole pipeline on a local test host"
@@ -38,14 +38,24 @@ $(VENV)/.stamp: tools/requirements-dev.txt
 	$(BIN)/ansible --version >/dev/null
 	touch $@
 
+# The pins already in the file are kept (uv prefers them); setuptools comes with the venv.
 lock-dev: venv
-	$(BIN)/uv pip compile --quiet --python-version 3.11 tools/requirements-dev.in -o tools/requirements-dev.txt
+	$(BIN)/uv pip compile --quiet --no-header --no-annotate --no-emit-package setuptools \
+	  --python-version 3.11 tools/requirements-dev.in -o tools/requirements-dev.txt
+	sed -i '1i # Pinned controller tooling: generated from requirements-dev.in by `make lock-dev`.' tools/requirements-dev.txt
 
 # Host packages, test-host image and offline artefacts (all cached).
 testbed: venv
 	tests/testbed/setup-host.sh
 	tests/testbed/build-image.sh >/dev/null
 	tests/testbed/artefacts.sh
+
+# The test bed proves in seconds what later gates rely on (podman networks
+# resolve names, systemd boots in a test host, the CA bundle is mounted);
+# `make test` stops here when it cannot.
+selfcheck:
+	tests/testbed/setup-host.sh
+	LABFORGE_TEST_IMAGE=$$(tests/testbed/build-image.sh) tests/testbed/selfcheck.sh
 
 lint: venv build
 	ansible-lint --profile production
@@ -68,6 +78,13 @@ build: venv
 molecule: venv testbed build
 	set -e; export LABFORGE_TEST_IMAGE=$$(tests/testbed/build-image.sh); \
 	for s in $(MOLECULE_SCENARIOS); do echo "[molecule] scenario $$s"; molecule test -s $$s; done
+
+# Galaxy's own importer on the built tarball: 0 warnings.
+importer: venv build
+	tools/galaxy-importer.sh
+
+lock-importer: venv
+	$(BIN)/uv pip compile --quiet --python-version 3.11 tools/requirements-importer.in -o tools/requirements-importer.txt
 
 # The execution environment's build context for AWX / Automation Platform
 # (ansible-builder create; no image is built here).

@@ -24,6 +24,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck disable=SC1091  # sourced from the repository
 source "$repo/tests/testbed/env.sh"
+use_controller_venv
 image=${LABFORGE_TEST_IMAGE:-$("$repo/tests/testbed/build-image.sh")}
 prefix=${BENCH_PREFIX:-lfbench}
 out=${BENCH_OUT:-$repo/reports/install_vs_manual.txt}

@@ -16,6 +16,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck disable=SC1091  # sourced from the repository
 source "$repo/tests/testbed/env.sh"
+use_controller_venv
 image=${LABFORGE_TEST_IMAGE:-$("$repo/tests/testbed/build-image.sh")}
 "$repo/tests/testbed/artefacts.sh"
 export ANSIBLE_COLLECTIONS_PATH="$repo/build/collections"

@@ -80,7 +80,7 @@ def wheelhouse_compiled_once():
                 for name, log in logs.items():
                     hit = _stamp(log, "WHEELHOUSE HIT %s==" % pkg)
                     assert hit and hit >= done, (name, hit, done)
-            sums = {h.run("cat %s/SHA256SUMS" % wheels[pkg]["dir"]).stdout for h in hosts.values()}
+            sums = {h.run("sha256sum %s/*.whl" % wheels[pkg]["dir"]).stdout for h in hosts.values()}
             assert len(sums) == 1 and sums != {""}, (pkg, sums)
         return wheels
 

@@ -24,6 +24,11 @@ for gate in "$@"; do
     failed=$((failed + 1)); status=FAIL
   fi
   report+=("$(printf '%-4s %-28s %5ss' "$status" "$gate" "$(( $(date +%s) - start ))")")
+  # Every later gate relies on a usable test bed: stop at once without one.
+  if [[ "$gate" == selfcheck && "$status" == FAIL ]]; then
+    printf '\nThe test bed is not usable (see the selfcheck message above); later gates not run.\n'
+    break
+  fi
 done
 printf '\n===== summary =====\n'
 printf '%s\n' "${report[@]}"

@@ -20,6 +20,8 @@ description:
     one JSON and one Markdown report on the controller,
     C(<report_dir>/<report_name>-<UTC timestamp>.json) and C(.md), and points C(latest.json) and
     C(latest.md) in the same directory at them. The path of the report is printed after the recap.
+    Reports are written with mode 0600 (a new report directory gets 0700), since they name hosts, paths and
+    versions of the fleet.
   - "Per host the report holds: the operating system and the Python that Ansible found (from gathered facts),
     the Python the C(labforge.instructlab.python) role published (fact C(python_interpreter),
     C(python_interpreter_version)), the GPUs and the InstructLab system profile chosen for them (fact
@@ -116,12 +118,13 @@ import json
 import os
 import re
 import socket
-import tempfile
 import time
 
 from ansible import context
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.callback import CallbackBase
+
+from ansible_collections.labforge.instructlab.plugins.module_utils import _fs
 from ansible.release import __version__ as ansible_version
 
 try:
@@ -613,52 +616,36 @@ class CallbackModule(CallbackBase):
         stamp = time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(self.started))
         base = '%s-%s' % (name, stamp)
         n = 1
-        while os.path.exists(os.path.join(directory, base + '.json')) or \
-                os.path.exists(os.path.join(directory, base + '.md')):
+        while _fs.lstat(os.path.join(directory, base + '.json')) or _fs.lstat(os.path.join(directory, base + '.md')):
             n += 1
             base = '%s-%s-%d' % (name, stamp, n)
         return base
 
     def write_report(self, report):
         directory = os.path.abspath(os.path.expanduser(to_text(self.get_option('report_dir'))))
-        if not os.path.isdir(directory):
-            os.makedirs(directory)
+        _fs.makedirs(directory, 0o700)
         base = self._unique_base(directory)
         report['run']['id'] = base
         json_path = os.path.join(directory, base + '.json')
         md_path = os.path.join(directory, base + '.md')
-        _atomic_write(json_path, json.dumps(report, indent=2, default=to_text) + '\n')
-        _atomic_write(md_path, render_markdown(report))
+        # reports name hosts, paths and versions: only their owner reads them
+        _fs.write(json_path, json.dumps(report, indent=2, default=to_text) + '\n', REPORT_MODE)
+        _fs.write(md_path, render_markdown(report), REPORT_MODE)
         if self.get_option('latest'):
             for path, latest in ((json_path, 'latest.json'), (md_path, 'latest.md')):
                 _point_latest(directory, os.path.basename(path), latest)
         return md_path, json_path
 
 
-def _atomic_write(path, text):
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix='.tmp-')
-    try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.rename(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+REPORT_MODE = 0o600
 
 
 def _point_latest(directory, target, latest):
     dest = os.path.join(directory, latest)
-    tmp = os.path.join(directory, '.%s.%d' % (latest, os.getpid()))
     try:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        os.symlink(target, tmp)
-        os.rename(tmp, dest)
+        _fs.symlink(target, dest)
     except OSError:
-        with open(os.path.join(directory, target)) as f:
-            _atomic_write(dest, f.read())
+        _fs.write(dest, _fs.read_bytes(os.path.join(directory, target)), REPORT_MODE)
 
 
 # -- Markdown ---------------------------------------------------------------------------------------------

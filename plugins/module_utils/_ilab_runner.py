@@ -29,9 +29,10 @@ start a background process. The small option spec below mirrors its
 API summary (stable; only additions from now on)::
 
     from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_runner import (
-        IlabRunner, ilab_argument_spec, IlabResult)
+        IlabRunner, ilab_argument_spec, IlabResult, run_guarded)
 
     module = AnsibleModule(argument_spec=dict(ilab_argument_spec(), ...))
+    run_guarded(module, body)                   # body(module); a refused path fails cleanly
     runner = IlabRunner.from_module(module)      # reads user/venv/config_path/log_dir params
     # or IlabRunner(module, user='instructlab', venv='/opt/instructlab/venv',
     #               config_path=None, log_dir=None)
@@ -50,7 +51,8 @@ API summary (stable; only additions from now on)::
     if res.rc != 0:
         runner.fail('serve model', res)               # never returns
     res.rc, res.stdout, res.stderr, res.cmd (masked str), res.argv (masked list),
-    res.log_path, res.log_tail, res.skipped (check mode), res.duration
+    res.log_path, res.log_tail, res.log_text (last 8 MiB, read through the runner's
+    own descriptor), res.skipped (check mode), res.duration
 
     job = runner.start('train', argv, log_name='train')  # Popen-style, returns at once
                                      # (IlabRunnerError when the program cannot start)
@@ -69,8 +71,14 @@ API summary (stable; only additions from now on)::
     runner.mask(text)                    # mask every registered secret
     runner.add_secret(value)
     runner.ensure_dir(path, mode=0o755)  # directory owned by the service user
+    runner.owner                         # (uid, gid) of the service user when switching, else None
+    runner.state                         # private state directory (_fs.state_dir)
     runner.log_path_for(log_name)        # <log_dir>/<log_name>.log, known before a step starts
     runner.check_user(), runner.check_venv()   # fail_json with a clear message
+
+Every file the runner touches (logs, status files, directories, the
+configuration it reads) goes through ``_fs``, the collection's file layer: a
+log is a new file renamed over the old one, never a truncated path.
 
 In check mode (``module.check_mode``) :meth:`run` and :meth:`start` refuse to
 run steps with ``changes_state=True`` (the default): they return an
@@ -82,7 +90,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import errno
 import json
 import os
 import pwd
@@ -93,6 +100,8 @@ import subprocess
 import sys
 import threading
 import time
+
+from ansible_collections.labforge.instructlab.plugins.module_utils import _fs
 
 try:
     import yaml
@@ -116,6 +125,7 @@ PASSTHROUGH_ENV = (
 PASSTHROUGH_PREFIXES = ('ILAB_', 'INSTRUCTLAB_')
 
 SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+LOG_TEXT_BYTES = 8 * 1024 * 1024
 
 
 def ilab_argument_spec():
@@ -132,11 +142,20 @@ class IlabRunnerError(Exception):
     pass
 
 
+def run_guarded(module, body):
+    """Run ``body(module)``; a path the file layer refuses (a link or directory the
+    service user planted) fails the module with the layer's message."""
+    try:
+        body(module)
+    except _fs.UnsafePathError as e:
+        module.fail_json(msg=str(e), path=e.filename)
+
+
 class IlabResult(object):
     """Outcome of one command. ``cmd``/``argv``/outputs are already masked."""
 
     def __init__(self, step, argv, rc=None, stdout='', stderr='', log_path=None,
-                 log_tail='', skipped=False, duration=0.0, timed_out=False, cmd=None):
+                 log_tail='', skipped=False, duration=0.0, timed_out=False, cmd=None, log_text=None):
         self.step = step
         self.argv = list(argv)
         self.cmd = cmd if cmd is not None else ' '.join(shlex.quote(a) for a in self.argv)
@@ -148,6 +167,7 @@ class IlabResult(object):
         self.skipped = skipped
         self.duration = duration
         self.timed_out = timed_out
+        self.log_text = log_text if log_text is not None else log_tail
 
     @property
     def ok(self):
@@ -165,18 +185,6 @@ class IlabResult(object):
 def _tail(text, lines=LOG_TAIL_LINES):
     parts = text.splitlines()
     return '\n'.join(parts[-lines:])
-
-
-def _read_tail(path, lines=LOG_TAIL_LINES, max_bytes=65536):
-    try:
-        with open(path, 'rb') as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - max_bytes))
-            data = f.read()
-    except (IOError, OSError):
-        return ''
-    return _tail(data.decode('utf-8', 'replace'), lines)
 
 
 def _iso_now():
@@ -205,14 +213,16 @@ def _format_flag(flag, value):
 class IlabJob(object):
     """A command started in the background with :meth:`IlabRunner.start`."""
 
-    def __init__(self, runner, step, argv, proc, log_path, status_path, pump, started):
+    def __init__(self, runner, step, argv, proc, log, status_path, status, pump, started):
         self.runner = runner
         self.step = step
         self.argv = argv
         self.proc = proc
         self.pid = proc.pid
-        self.log_path = log_path
+        self.log = log
+        self.log_path = log.path
         self.status_path = status_path
+        self.status = status
         self._pump = pump
         self._started = started
         self.result = None
@@ -245,14 +255,16 @@ class IlabJob(object):
             rc = self.proc.wait()
         self._pump.join()
         duration = time.time() - self._started
-        tail = self.runner.mask(_read_tail(self.log_path))
+        text = self.runner.mask(self.log.text(LOG_TEXT_BYTES))
+        self.log.close()
+        tail = _tail(text)
         self.result = IlabResult(self.step, self.runner.mask_argv(self.argv), rc=rc,
                                  log_path=self.log_path, log_tail=tail,
                                  duration=duration, timed_out=timed_out,
-                                 stdout=tail)
-        self.runner._write_status(self.status_path, dict(
-            state='timed_out' if timed_out else ('finished' if rc == 0 else 'failed'),
-            rc=rc, finished=_iso_now(), duration=round(duration, 3)), update=True)
+                                 stdout=tail, log_text=text)
+        self.status.update(state='timed_out' if timed_out else ('finished' if rc == 0 else 'failed'),
+                           rc=rc, finished=_iso_now(), duration=round(duration, 3))
+        self.runner._write_status(self.status_path, self.status)
         return self.result
 
 
@@ -377,25 +389,21 @@ class IlabRunner(object):
         return env
 
     # --------------------------------------------------------------- files
-    def _chown(self, path):
+    @property
+    def owner(self):
+        """``(uid, gid)`` files created for the service user get (None when not switching)."""
         if self.switch_user and os.geteuid() == 0:
-            os.chown(path, self.pw.pw_uid, self.pw.pw_gid)
+            return (self.pw.pw_uid, self.pw.pw_gid)
+        return None
+
+    @property
+    def state(self):
+        """The private state directory for this user (root's, see ``_fs.state_dir``; not created here)."""
+        return _fs.state_dir(self.user, self.home)
 
     def ensure_dir(self, path, mode=0o755):
-        """Create ``path`` (and parents under the user's home) owned by the user."""
-        missing = []
-        p = os.path.abspath(path)
-        while p and p != '/' and not os.path.isdir(p):
-            missing.append(p)
-            p = os.path.dirname(p)
-        for d in reversed(missing):
-            try:
-                os.mkdir(d, mode)
-            except OSError as e:
-                if e.errno != errno.EEXIST:
-                    raise
-            self._chown(d)
-        return path
+        """Create ``path`` and its missing parents, owned by the service user."""
+        return _fs.makedirs(path, mode, self.owner)
 
     def log_path_for(self, log_name):
         """Where a step named ``log_name`` logs (predictable, for ``tail -f``)."""
@@ -405,30 +413,12 @@ class IlabRunner(object):
     def _open_log(self, step, log_name, argv_masked):
         self.ensure_dir(self.log_dir, 0o750)
         name = log_name or ('%s-%s' % (step, time.strftime('%Y%m%dT%H%M%S')))
-        path = self.log_path_for(name)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-        f = os.fdopen(fd, 'wb')
-        self._chown(path)
-        f.write(('# %s  step: %s\n# $ %s\n' % (_iso_now(), step,
-                 ' '.join(shlex.quote(a) for a in argv_masked))).encode('utf-8'))
-        f.flush()
-        return f, path
+        log = _fs.open_log(self.log_path_for(name), 0o640, self.owner)
+        log.write('# %s  step: %s\n# $ %s\n' % (_iso_now(), step, ' '.join(shlex.quote(a) for a in argv_masked)))
+        return log, log.path
 
-    def _write_status(self, path, data, update=False):
-        current = {}
-        if update:
-            try:
-                with open(path) as f:
-                    current = json.load(f)
-            except (IOError, OSError, ValueError):
-                current = {}
-        current.update(data)
-        tmp = path + '.tmp'
-        with open(tmp, 'w') as f:
-            json.dump(current, f, indent=2, sort_keys=True)
-        os.chmod(tmp, 0o640)
-        self._chown(tmp)
-        os.rename(tmp, path)
+    def _write_status(self, path, data):
+        _fs.write_json(path, data, 0o640, self.owner)
 
     # ----------------------------------------------------------- processes
     def _popen_kwargs(self, env, cwd, as_user=True):
@@ -531,17 +521,18 @@ class IlabRunner(object):
                         logf.flush()
         rc = proc.wait()
         duration = time.time() - started
-        if logf:
-            logf.write(('\n# rc=%s duration=%.1fs%s\n' % (rc, duration, ' TIMEOUT' if timed_out else '')).encode('utf-8'))
-            logf.close()
         stdout = self.mask(b''.join(out))
         stderr = self.mask(b''.join(err))
-        if log_path:
-            tail = self.mask(_read_tail(log_path))
+        text = None
+        if logf:
+            logf.write(('\n# rc=%s duration=%.1fs%s\n' % (rc, duration, ' TIMEOUT' if timed_out else '')).encode('utf-8'))
+            text = self.mask(logf.text(LOG_TEXT_BYTES))
+            logf.close()
+            tail = _tail(text)
         else:
             tail = _tail(stdout + ('\n' if stdout and stderr else '') + stderr)
         return IlabResult(step, masked, rc=rc, stdout=stdout, stderr=stderr, log_path=log_path,
-                          log_tail=tail, duration=duration, timed_out=timed_out)
+                          log_tail=tail, duration=duration, timed_out=timed_out, log_text=text)
 
     def start(self, step, argv, env=None, secret_env=None, cwd=None, log_name=None,
               changes_state=True):
@@ -573,16 +564,15 @@ class IlabRunner(object):
             try:
                 for line in iter(proc.stdout.readline, b''):
                     logf.write(self.mask(line).encode('utf-8'))
-                    logf.flush()
             finally:
-                logf.close()
+                proc.stdout.close()
         t = threading.Thread(target=pump)
         t.daemon = True
         t.start()
-        self._write_status(status_path, dict(step=step, cmd=' '.join(shlex.quote(a) for a in masked),
-                                             pid=proc.pid, log_path=log_path, state='running',
-                                             started=_iso_now()))
-        return IlabJob(self, step, argv, proc, log_path, status_path, t, started)
+        status = dict(step=step, cmd=' '.join(shlex.quote(a) for a in masked), pid=proc.pid,
+                      log_path=log_path, state='running', started=_iso_now())
+        self._write_status(status_path, status)
+        return IlabJob(self, step, argv, proc, logf, status_path, status, t, started)
 
     def python(self, step, script, args=None, changes_state=False, **kwargs):
         """Run ``<venv>/bin/python -c script args...`` as the service user."""
@@ -624,13 +614,12 @@ class IlabRunner(object):
         return res.stdout.strip() or None
 
     def read_config(self, path=None):
-        """The config file as a dict ({} when missing). Read as root: no ilab needed."""
+        """The config file as a dict ({} when missing), read through the file layer
+        (a link the service user planted to a file of root's is refused)."""
         path = path or self.config_path
-        if not os.path.exists(path):
+        if _fs.stat_path(path) is None:
             return {}
-        with open(path, 'rb') as f:
-            text = f.read().decode('utf-8')
-        return self.yaml_load(text) or {}
+        return self.yaml_load(_fs.read_text(path)) or {}
 
     # ---------------------------------------------------------------- YAML
     # The managed host's python may lack PyYAML (Debian's minimal python3);

@@ -3,8 +3,9 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Helpers for serving models with systemd and talking to served endpoints (private).
 
-Used by ``ilab_model_serve`` (unit and per-service config rendering, endpoint
-health) and ``ilab_model_chat`` (OpenAI-compatible HTTP calls).
+Used by ``ilab_model_serve`` (unit and environment file rendering, port owners,
+endpoint health), ``ilab_model_chat`` (OpenAI-compatible HTTP calls) and
+``ilab_data_generate`` (which model an endpoint serves).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -12,33 +13,79 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import os
 import re
 import socket
+import stat
+import struct
 import time
+import unicodedata
 
 from ansible.module_utils.urls import open_url
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 
+from ansible_collections.labforge.instructlab.plugins.module_utils import _fs
+
 UNIT_PREFIX = 'labforge-ilab-serve-'
 
-# systemd sandboxing that a model server does not need to do without; devices
-# stay visible (GPUs), JIT compilers keep W+X memory.
+# systemd sandboxing for a model server (`systemd-analyze security` of the
+# rendered unit: 1.6 OK on Debian 12's systemd 252). No capabilities, only
+# AF_UNIX/AF_INET/AF_INET6 sockets, the @system-service system calls, its own
+# /proc view, IPC and user namespace; devices closed except the NVIDIA ones
+# when the host has them (see render_unit). JIT compilers keep W+X memory
+# (no MemoryDenyWriteExecute); the network stays (it is a server).
 HARDENING = (
     ('NoNewPrivileges', 'yes'),
+    ('CapabilityBoundingSet', ''),
+    ('AmbientCapabilities', ''),
     ('PrivateTmp', 'yes'),
+    ('PrivateMounts', 'yes'),
+    ('PrivateIPC', 'yes'),
+    ('PrivateUsers', 'yes'),
+    ('RemoveIPC', 'yes'),
     ('ProtectSystem', 'strict'),
     ('ProtectHome', 'read-only'),
     ('ProtectKernelTunables', 'yes'),
     ('ProtectKernelModules', 'yes'),
     ('ProtectKernelLogs', 'yes'),
     ('ProtectControlGroups', 'yes'),
+    ('ProtectClock', 'yes'),
+    ('ProtectHostname', 'yes'),
+    ('ProtectProc', 'invisible'),
+    ('ProcSubset', 'pid'),
     ('RestrictSUIDSGID', 'yes'),
     ('RestrictRealtime', 'yes'),
-    ('LockPersonality', 'yes'),
     ('RestrictNamespaces', 'yes'),
+    ('RestrictAddressFamilies', 'AF_UNIX AF_INET AF_INET6'),
+    ('LockPersonality', 'yes'),
     ('SystemCallArchitectures', 'native'),
-    ('UMask', '0027'),
+    ('SystemCallFilter', '@system-service'),
+    ('SystemCallErrorNumber', 'EPERM'),
+    ('DevicePolicy', 'closed'),
+    ('UMask', '0077'),
 )
+# A crash loop ends as a failed unit instead of restarting every RestartSec forever.
+START_LIMIT = (('StartLimitIntervalSec', '300'), ('StartLimitBurst', '5'))
+ENV_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
+
+
+class UnitValueError(ValueError):
+    """A value that cannot go into a unit file (it names what it came from)."""
+
+    def __init__(self, what, value, pos):
+        ValueError.__init__(self, '%s contains the control character %r at position %d: refused, because in a '
+                                  'systemd unit it would start a new line (a new directive)' % (what, value[pos], pos))
+        self.what = what
+
+
+def check_value(what, value):
+    """``value`` as text; UnitValueError (naming ``what``) for a control character
+    (newline, carriage return, NUL, ...) or a Unicode line/paragraph separator."""
+    value = str(value)
+    for i, c in enumerate(value):
+        if ord(c) < 32 or ord(c) == 127 or unicodedata.category(c) in ('Cc', 'Zl', 'Zp'):
+            raise UnitValueError(what, value, i)
+    return value
 
 
 def safe_name(text):
@@ -51,41 +98,57 @@ def unit_name(name):
     return UNIT_PREFIX + name + '.service'
 
 
-def _quote_arg(arg):
-    """Quote one ExecStart argument for systemd (``%`` escaped as ``%%``)."""
-    arg = str(arg).replace('%', '%%')
+def _specifiers(what, text):
+    """A unit setting value: checked, ``%`` escaped as ``%%`` (systemd specifiers)."""
+    return check_value(what, text).replace('%', '%%')
+
+
+def _quote_arg(what, arg):
+    """Quote one command line or path-list word: ``$`` as ``$$`` (no variable expansion),
+    ``%`` as ``%%``, double quotes when needed."""
+    arg = _specifiers(what, arg).replace('$', '$$')
     if arg and re.match(r'^[A-Za-z0-9_@%+=:,./-]+$', arg):
         return arg
     return '"%s"' % arg.replace('\\', '\\\\').replace('"', '\\"')
 
 
 def exec_line(argv):
-    return ' '.join(_quote_arg(a) for a in argv)
+    return ' '.join(_quote_arg('ExecStart argument %d' % i, a) for i, a in enumerate(argv))
 
 
-def env_line(key, value):
-    text = '%s=%s' % (key, value)
-    return '"%s"' % text.replace('\\', '\\\\').replace('"', '\\"').replace('%', '%%')
+def render_env_file(env):
+    """The content of an ``EnvironmentFile=``: ``KEY="value"`` lines (backslash, double
+    quote, ``$`` and backquote escaped; no expansion happens)."""
+    lines = ['# Managed by labforge.instructlab.ilab_model_serve; local changes are overwritten.']
+    for key in sorted(env):
+        if not ENV_NAME.match(key):
+            raise UnitValueError('environment variable name %r' % key, key, 0)
+        value = check_value('environment variable %s' % key, env[key])
+        value = re.sub(r'([\\"$`])', r'\\\1', value)
+        lines.append('%s="%s"' % (key, value))
+    return '\n'.join(lines) + '\n'
 
 
-def render_unit(description, user, group, workdir, env, argv, rw_paths, hardening=True,
-                restart_sec=3, extra=None):
+def render_unit(description, user, group, workdir, env_file, argv, rw_paths, hardening=True,
+                restart_sec=3, devices=(), extra=None):
+    """The unit file. Every value is checked (UnitValueError names the setting) and
+    escaped; the environment lives in the root-only ``env_file``."""
     lines = [
         '# Managed by labforge.instructlab.ilab_model_serve; local changes are overwritten.',
         '[Unit]',
-        'Description=%s' % description.replace('%', '%%'),
+        'Description=%s' % _specifiers('Description', description),
         'After=network-online.target',
         'Wants=network-online.target',
+    ]
+    lines += ['%s=%s' % kv for kv in START_LIMIT]
+    lines += [
         '',
         '[Service]',
         'Type=simple',
-        'User=%s' % user,
-        'Group=%s' % group,
-        'WorkingDirectory=%s' % workdir,
-    ]
-    for key in sorted(env):
-        lines.append('Environment=%s' % env_line(key, env[key]))
-    lines += [
+        'User=%s' % _specifiers('User', user),
+        'Group=%s' % _specifiers('Group', group),
+        'WorkingDirectory=%s' % _specifiers('WorkingDirectory', workdir),
+        'EnvironmentFile=%s' % _specifiers('EnvironmentFile', env_file),
         'ExecStart=%s' % exec_line(argv),
         'Restart=on-failure',
         'RestartSec=%d' % restart_sec,
@@ -94,11 +157,110 @@ def render_unit(description, user, group, workdir, env, argv, rw_paths, hardenin
     ]
     if hardening:
         lines += ['%s=%s' % kv for kv in HARDENING]
-        lines.append('ReadWritePaths=%s' % ' '.join(sorted(set(rw_paths))))
+        for dev in devices:
+            lines.append('DeviceAllow=%s rw' % _quote_arg('DeviceAllow', dev))
+        lines.append('ReadWritePaths=%s' % ' '.join(_quote_arg('ReadWritePaths', p) for p in sorted(set(rw_paths))))
     for key, value in sorted((extra or {}).items()):
-        lines.append('%s=%s' % (key, value))
+        lines.append('%s=%s' % (key, _specifiers(key, value)))
     lines += ['', '[Install]', 'WantedBy=multi-user.target', '']
     return '\n'.join(lines)
+
+
+def gpu_devices(dev='/dev'):
+    """The NVIDIA device nodes of this host (``DeviceAllow=`` when a server may use GPUs)."""
+    out = []
+    try:
+        entries = _fs.scandir(dev)
+    except OSError:
+        return out
+    for name, st in entries:
+        if name.startswith('nvidia') and stat.S_ISCHR(st.st_mode):
+            out.append(dev + '/' + name)
+        elif name == 'nvidia-caps' and stat.S_ISDIR(st.st_mode):
+            out.extend(dev + '/nvidia-caps/' + n for n, cst in _fs.scandir(dev + '/nvidia-caps')
+                       if stat.S_ISCHR(cst.st_mode))
+    return out
+
+
+# ------------------------------------------------------------------ ports
+def _tcp_listen_inodes(port):
+    """{socket inode: local address} of the TCP sockets listening on ``port``."""
+    found = {}
+    for table in ('/proc/net/tcp', '/proc/net/tcp6'):
+        try:
+            text = _fs.read_text(table)
+        except (IOError, OSError):
+            continue
+        for line in text.splitlines()[1:]:
+            cols = line.split()
+            if len(cols) < 10 or cols[3] != '0A':   # 0A: LISTEN
+                continue
+            addr, hexport = cols[1].rsplit(':', 1)
+            if int(hexport, 16) == port:
+                found[cols[9]] = addr
+    return found
+
+
+def _wildcard(addr):
+    return addr.strip('0') == ''
+
+
+def listeners(port, host=None):
+    """Processes listening on TCP ``port`` (where their address overlaps ``host``):
+    ``[{'pid', 'comm', 'uid', 'unit'}]`` (``unit``: the systemd unit of its cgroup)."""
+    inodes = _tcp_listen_inodes(port)
+    if host not in (None, '', '0.0.0.0', '::', '[::]'):
+        inodes = dict((i, a) for i, a in inodes.items() if _wildcard(a) or _addr_is(a, host))
+    if not inodes:
+        return []
+    want = set('socket:[%s]' % i for i in inodes)
+    out = []
+    for name, st in _fs.scandir('/proc'):
+        if not name.isdigit():
+            continue
+        try:
+            links = [link for _rel, kind, _st, link in _fs.walk('/proc/%s/fd' % name, exclude=())
+                     if kind == 'link']
+        except (IOError, OSError):
+            continue
+        if want.intersection(links):
+            out.append(_process(int(name), st.st_uid))
+    return out
+
+
+def _addr_is(hexaddr, host):
+    try:
+        if len(hexaddr) == 8:
+            return socket.inet_ntoa(struct.pack('<I', int(hexaddr, 16))) == socket.gethostbyname(host)
+        packed = b''.join(struct.pack('<I', int(hexaddr[i:i + 8], 16)) for i in range(0, 32, 8))
+        return socket.inet_ntop(socket.AF_INET6, packed) == host.strip('[]')
+    except (ValueError, OSError, socket.error):
+        return True   # unknown: count it as a conflict
+
+
+def _process(pid, uid):
+    info = dict(pid=pid, uid=uid, comm=None, unit=None, user=str(uid))
+    try:
+        info['comm'] = _fs.read_text('/proc/%d/comm' % pid).strip()
+        for line in _fs.read_text('/proc/%d/cgroup' % pid).splitlines():
+            path = line.split(':', 2)[-1]
+            leaf = path.rstrip('/').rsplit('/', 1)[-1]
+            if leaf.endswith(('.service', '.scope')):
+                info['unit'] = leaf
+                break
+    except (IOError, OSError):
+        pass
+    try:
+        import pwd
+        info['user'] = pwd.getpwuid(uid).pw_name
+    except (KeyError, ImportError):
+        pass
+    return info
+
+
+def describe_process(info):
+    return 'pid %d (%s, user %s%s)' % (info['pid'], info.get('comm') or '?', info.get('user'),
+                                       ', unit %s' % info['unit'] if info.get('unit') else '')
 
 
 def connect_host(host):
@@ -117,8 +279,9 @@ def base_url(host, port):
     return 'http://%s:%d' % (h, port)
 
 
-def http_json(url, data=None, timeout=5.0, headers=None):
-    """GET (or POST ``data`` as JSON) and decode the JSON answer."""
+def http_json(url, data=None, timeout=5.0, headers=None, **open_kwargs):
+    """GET (or POST ``data`` as JSON) and decode the JSON answer (``open_kwargs``:
+    more options of ``open_url``, e.g. ``validate_certs``, ``ca_path``)."""
     body = None
     hdrs = {'Accept': 'application/json'}
     if data is not None:
@@ -128,7 +291,7 @@ def http_json(url, data=None, timeout=5.0, headers=None):
     host = re.sub(r'^[a-z]+://(\[[^]]*\]|[^/:]*).*$', r'\1', url)
     loopback = host in ('127.0.0.1', 'localhost', '[::1]') or host.startswith('127.')
     resp = open_url(url, data=body, headers=hdrs, method='POST' if body is not None else 'GET',
-                    timeout=timeout, use_proxy=not loopback)
+                    timeout=timeout, use_proxy=not loopback, **open_kwargs)
     try:
         return json.loads(resp.read().decode('utf-8'))
     finally:
@@ -147,21 +310,48 @@ def probe_models(url, timeout=3.0):
     return True, ids
 
 
-def wait_models(url, timeout, interval=1.0, alive=None):
-    """Poll ``/v1/models`` until it answers or ``timeout`` seconds passed.
+def endpoint_models(endpoint_url, timeout=3.0):
+    """(ok, model_ids or error text) for an OpenAI base URL (``http://HOST:PORT/v1``)."""
+    url = endpoint_url.rstrip('/')
+    return probe_models(url[:-len('/v1')] if url.endswith('/v1') else url, timeout)
+
+
+def serves(ids, model_path):
+    """Whether the model ids a server lists name ``model_path`` (ilab's llama-cpp and vLLM
+    servers list the model path they were given)."""
+    want = set([os.path.normpath(model_path), os.path.realpath(model_path)])
+    for mid in ids or []:
+        if not isinstance(mid, str):
+            continue
+        if os.path.normpath(mid) in want or os.path.basename(mid.rstrip('/')) == os.path.basename(model_path.rstrip('/')):
+            return True
+    return False
+
+
+def wait_healthy(url, port, host, unit, model_path, timeout, interval=1.0, alive=None):
+    """Wait until the unit's own process listens on ``port`` and ``/v1/models`` lists
+    ``model_path``. Returns (ok, ids_or_error, waited_seconds, foreign) where ``foreign``
+    is the listener of another process (then it returns at once, not ok).
 
     ``alive`` (callable) may return False to stop early (the unit failed).
-    Returns (ok, ids_or_error, waited_seconds).
     """
     start = time.time()
     last = 'not tried'
     while True:
+        held = listeners(port, host)
+        foreign = [p for p in held if p.get('unit') != unit]
+        if foreign:
+            return False, 'port %d is held by %s' % (port, describe_process(foreign[0])), time.time() - start, foreign[0]
         ok, info = probe_models(url)
+        if ok and not held:
+            ok, info = False, 'an answer on port %d, but no process of %s listens there' % (port, unit)
+        elif ok and not serves(info, model_path):
+            ok, info = False, '/v1/models lists %r, not %s' % (info, model_path)
         if ok:
-            return True, info, time.time() - start
+            return True, info, time.time() - start, None
         last = info
         if time.time() - start >= timeout:
-            return False, last, time.time() - start
+            return False, last, time.time() - start, None
         if alive is not None and not alive():
-            return False, 'the service stopped: %s' % last, time.time() - start
+            return False, 'the service stopped: %s' % last, time.time() - start, None
         time.sleep(interval)

@@ -211,15 +211,14 @@ log_path:
 
 import json
 import os
-import shutil
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_runner import (
-    IlabRunner, ilab_argument_spec)
+    IlabRunner, ilab_argument_spec, run_guarded)
 from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_common import (
-    dotted_get, dotted_has, dotted_set, flatten, remove_path)
+    dotted_get, dotted_has, dotted_set, flatten, TRAIN_PATH_KEYS)
+from ansible_collections.labforge.instructlab.plugins.module_utils import _fs
 
 try:
     from ansible_collections.labforge.instructlab.plugins.module_utils import _gpu
@@ -244,13 +243,15 @@ OPTION_KEYS = [
 ]
 
 # Runs as the service user with the venv's python: round-trip edit keeping
-# comments (ruamel.yaml, an InstructLab dependency), then validate with
-# InstructLab's own Config model. argv: SRC DST VALIDATE; stdin: {key: value}.
+# comments (ruamel.yaml, an InstructLab dependency) into a new file beside the
+# configuration, validate it with InstructLab's own Config model, then rename it
+# over the configuration. The file is the user's: the user replaces it (root
+# never writes there). argv: CONFIG VALIDATE; stdin: {key: value}.
 WRITER = r'''
-import json, sys
+import json, os, sys, tempfile
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
-src, dst, validate = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+src, validate = sys.argv[1], sys.argv[2] == "1"
 changes = json.load(sys.stdin)
 y = YAML()
 y.preserve_quotes = True
@@ -265,22 +266,26 @@ for key, value in changes.items():
             cur[p] = CommentedMap()
         cur = cur[p]
     cur[parts[-1]] = value
-with open(dst, "w", encoding="utf-8") as f:
-    y.dump(data, f)
-if validate:
-    import yaml
-    from instructlab.configuration import Config
-    try:
-        with open(dst, encoding="utf-8") as f:
-            Config(**(yaml.safe_load(f) or {}))
-    except Exception as e:
-        print("INVALID: %s" % e)
-        raise SystemExit(3)
+fd, dst = tempfile.mkstemp(prefix=".config.yaml.", suffix=".labforge-tmp", dir=os.path.dirname(src))
+try:
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        y.dump(data, f)
+    os.chmod(dst, os.stat(src).st_mode & 0o7777)
+    if validate:
+        import yaml
+        from instructlab.configuration import Config
+        try:
+            with open(dst, encoding="utf-8") as f:
+                Config(**(yaml.safe_load(f) or {}))
+        except Exception as e:
+            print("INVALID: %s" % e)
+            raise SystemExit(3)
+    os.replace(dst, src)
+finally:
+    if os.path.exists(dst):
+        os.unlink(dst)
 '''
 
-# a profile sets hardware values; the user's paths are left alone
-PROFILE_SKIP = ('model_path', 'data_path', 'ckpt_output_dir', 'data_output_dir',
-                'phased_base_dir', 'training_journal', 'phased_mt_bench_judge')
 
 PROFILE_DIR = ('import os, instructlab; '
                'print(os.path.join(os.path.dirname(instructlab.__file__), "profiles"))')
@@ -336,19 +341,19 @@ def resolve_profile(module, runner, name, gpu_facts, version):
         path = os.path.join(base, rel)
         if not os.path.realpath(path).startswith(os.path.realpath(base) + os.sep):
             module.fail_json(msg='train_profile %r escapes the profiles directory' % name)
-    if not os.path.isfile(path):
+    if not _fs.isfile(path):
         module.fail_json(msg='train profile %r not found (looked for %s)' % (name, path))
     data = runner.read_config(path)
     train = data.get('train') or {}
     values = dict(('train.' + k, v) for k, v in flatten(train).items()
-                  if k.split('.')[0] not in PROFILE_SKIP)
+                  if k.split('.')[0] not in TRAIN_PATH_KEYS)
     values.update(overrides)
     return name, values
 
 
 def ensure_taxonomy(module, runner, path):
     """Make ``path`` a local git repo with a main branch when missing/empty."""
-    if os.path.isdir(path) and os.listdir(path):
+    if _fs.isdir(path) and _fs.listdir(path):
         return False
     if module.check_mode:
         return True
@@ -373,51 +378,29 @@ def run_init(module, runner, taxonomy_path):
     env = {}
     tmp_home = None
     if os.path.abspath(runner.config_path) != os.path.abspath(runner.default_config_path):
-        tmp_home = tempfile.mkdtemp(prefix='labforge-ilab-init-')
-        os.chmod(tmp_home, 0o700)
-        if runner.switch_user:
-            os.chown(tmp_home, runner.pw.pw_uid, runner.pw.pw_gid)
+        tmp_home = _fs.mkdtemp(_fs.TMPDIR, 'labforge-ilab-init-', 0o700, runner.owner)
         env['XDG_CONFIG_HOME'] = tmp_home
     try:
         res = runner.run('ilab config init', argv, env=env, log_name='ilab-config-init')
         written = os.path.join(tmp_home, 'instructlab', 'config.yaml') if tmp_home else runner.config_path
-        if res.rc != 0 or not os.path.isfile(written):
+        if res.rc != 0 or not _fs.isfile(written):
             runner.fail('ilab config init', res,
                         msg=None if res.rc != 0 else 'ilab config init wrote no %s' % written)
         if tmp_home:
             runner.ensure_dir(os.path.dirname(runner.config_path))
-            shutil.copy2(written, runner.config_path + '.labforge-tmp')
-            if runner.switch_user:
-                os.chown(runner.config_path + '.labforge-tmp', runner.pw.pw_uid, runner.pw.pw_gid)
-            os.rename(runner.config_path + '.labforge-tmp', runner.config_path)
+            _fs.copy_file(written, runner.config_path, _fs.stat_path(written).st_mode & 0o777, runner.owner)
     finally:
         if tmp_home:
-            remove_path(tmp_home)
+            _fs.remove(tmp_home)
     return res
 
 
 def write_config(module, runner, changes, validate):
-    cfg = runner.config_path
-    d = os.path.dirname(cfg)
-    fd, tmp = tempfile.mkstemp(prefix='.config.yaml.', suffix='.labforge-tmp', dir=d)
-    os.close(fd)
-    st = os.stat(cfg)
-    os.chmod(tmp, st.st_mode & 0o7777)
-    if runner.switch_user:
-        os.chown(tmp, runner.pw.pw_uid, runner.pw.pw_gid)
-    try:
-        res = runner.python('write config', WRITER, args=[cfg, tmp, '1' if validate else '0'],
-                            data=json.dumps(changes), changes_state=True, log=True,
-                            log_name='ilab-config-write')
-        if res.rc != 0:
-            runner.fail('write config', res,
-                        msg='the new settings were rejected' if res.rc == 3 else None)
-        if os.geteuid() == 0:
-            os.chown(tmp, st.st_uid, st.st_gid)
-        os.rename(tmp, cfg)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    res = runner.python('write config', WRITER, args=[runner.config_path, '1' if validate else '0'],
+                        data=json.dumps(changes), changes_state=True, log=True,
+                        log_name='ilab-config-write')
+    if res.rc != 0:
+        runner.fail('write config', res, msg='the new settings were rejected' if res.rc == 3 else None)
 
 
 def yaml_text(runner, data):
@@ -454,6 +437,10 @@ def main():
         validate=dict(type='bool', default=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    run_guarded(module, run_module)
+
+
+def run_module(module):
     p = module.params
     runner = IlabRunner.from_module(module)
     runner.check_user()
@@ -467,7 +454,7 @@ def main():
                   train_profile=None)
 
     result['taxonomy_created'] = ensure_taxonomy(module, runner, taxonomy_path)
-    exists = os.path.isfile(runner.config_path)
+    exists = _fs.isfile(runner.config_path)
     if exists:
         pass
     elif not p['init']:
@@ -495,7 +482,7 @@ def main():
             for k in keys:
                 desired[k] = p[opt]
 
-    current = runner.read_config() if os.path.isfile(runner.config_path) else {}
+    current = runner.read_config() if _fs.isfile(runner.config_path) else {}
     changes = {}
     for key, value in desired.items():
         if current and not dotted_has(current, key):

@@ -15,14 +15,20 @@ description:
   - Runs C(ilab data generate) on a taxonomy with a teacher model, either a model file that ilab
     serves itself for the run (O(model)) or an already served teacher (O(endpoint_url)).
   - Idempotent by a fingerprint of its inputs - the content of every taxonomy file, the teacher
-    model's sha256 (or its name when only an endpoint is used), the git commit of
-    O(taxonomy_base), every parameter and the InstructLab version. The result of a run goes into
+    model's sha256 (or its name when only an endpoint is used), with O(endpoint_url) the model
+    ids that endpoint lists at C(/models) (a different model behind the same URL generates
+    again), the git commit of O(taxonomy_base), every parameter, the C(generate) section of the
+    configuration (the teacher's settings; without C(output_dir) and C(taxonomy_path)) and the
+    InstructLab version. The result of a run goes into
     C(OUTPUT_DIR/generate-<fingerprint>/) with a manifest (C(labforge-manifest.json)); a later run
     with the same inputs finds it and reports no change. Changed inputs, or O(force=true),
     generate again.
   - ilab writes into a temporary directory; only a run that succeeded (rc 0, a train file with at
     least O(min_rows) rows) is renamed into place, so a killed or failed run never leaves a dataset
     that a later run would accept as done.
+  - Runs that write the same output directory on one host wait for each other (a lock in
+    C(/var/lib/labforge)); a later run removes the leftovers of a killed one and stops the ilab
+    process it left running (only a process of the service user, with the recorded start time).
   - The latest result is recorded in C(OUTPUT_DIR/labforge-generate-latest.json), which
     M(labforge.instructlab.ilab_model_train) reads for O(labforge.instructlab.ilab_model_train#module:data_path=latest).
 author:
@@ -203,16 +209,22 @@ ilab_version:
   type: str
 '''
 
-import glob
 import os
-import shutil
+import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_runner import (
-    IlabRunner, ilab_argument_spec)
+    IlabRunner, ilab_argument_spec, run_guarded)
 from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_common import dotted_get
 from ansible_collections.labforge.instructlab.plugins.module_utils import _fingerprint as fpu
+from ansible_collections.labforge.instructlab.plugins.module_utils import _fs
+from ansible_collections.labforge.instructlab.plugins.module_utils import _ilab_serve as srv
+
+FAMILY = 'generate-[0-9a-f]{16}'
+STAGING_PREVIEW = fpu.STAGING_MARK + '...'
+# generate.* keys that do not shape the result (their content is fingerprinted instead)
+CONFIG_SKIP = ('output_dir', 'taxonomy_path')
 
 # dataset files ilab data generate writes (name prefix -> key)
 DATASET_FILES = (('train', 'train_'), ('test', 'test_'), ('messages', 'messages_'),
@@ -222,15 +234,17 @@ DATASET_FILES = (('train', 'train_'), ('test', 'test_'), ('messages', 'messages_
 
 def find_dataset_files(directory):
     """{key: path or None} for the jsonl files ilab wrote into ``directory``."""
+    names = _fs.listdir(directory)
     out = {}
     for key, prefix in DATASET_FILES:
-        found = sorted(glob.glob(os.path.join(directory, prefix + '*.jsonl')))
-        out[key] = found[-1] if found else None
+        found = [n for n in names if n.startswith(prefix) and n.endswith('.jsonl')]
+        out[key] = os.path.join(directory, found[-1]) if found else None
     return out
 
 
 def resolve(module, runner):
-    """Effective inputs: explicit options, else the configuration's values."""
+    """Effective inputs: explicit options, else the configuration's values (and the
+    configuration's generate section, which shapes the result too)."""
     p = module.params
     cfg = runner.read_config()
 
@@ -260,10 +274,11 @@ def resolve(module, runner):
         module.fail_json(msg='no pipeline: set pipeline or generate.pipeline in the configuration')
     if not eff['model']:
         module.fail_json(msg='no teacher model: set model or generate.teacher.model_path')
-    if not eff['taxonomy_path'] or not os.path.isdir(eff['taxonomy_path']):
+    if not eff['taxonomy_path'] or not _fs.isdir(eff['taxonomy_path']):
         module.fail_json(msg='taxonomy %r is not a directory' % eff['taxonomy_path'])
-    if not eff['endpoint_url'] and not os.path.exists(eff['model']):
+    if not eff['endpoint_url'] and not _fs.exists(eff['model']):
         module.fail_json(msg='teacher model %s does not exist (or give endpoint_url)' % eff['model'])
+    eff['config'] = dict((k, v) for k, v in (cfg.get('generate') or {}).items() if k not in CONFIG_SKIP)
     return eff
 
 
@@ -276,13 +291,28 @@ def taxonomy_base_commit(runner, taxonomy_path, base):
     return res.stdout.strip() if res.rc == 0 else None
 
 
-def compute_inputs(runner, eff, version, cache):
-    tax_digest, tax_files = fpu.tree_digest(eff['taxonomy_path'], cache)
+def served_models(module, eff):
+    """The model ids the teacher endpoint lists (what a fingerprint must change with)."""
+    if not eff['endpoint_url']:
+        return None
+    ok, info = srv.endpoint_models(eff['endpoint_url'])
+    if ok:
+        return sorted(info)
+    if module.check_mode:
+        return 'unknown (%s did not answer: %s)' % (eff['endpoint_url'], info)
+    module.fail_json(msg='endpoint_url %s: %s/models did not answer (%s); is the teacher served?'
+                     % (eff['endpoint_url'], eff['endpoint_url'].rstrip('/'), info))
+
+
+def compute_inputs(module, runner, eff, version, cache):
+    tax_digest, tax_files = _fs.tree_digest(eff['taxonomy_path'], cache)
     model = eff['model']
-    if os.path.exists(model):
-        model_id = dict(path=model, digest=fpu.path_digest(model, cache))
+    if _fs.exists(model):
+        model_id = dict(path=model, digest=_fs.path_digest(model, cache))
     else:
         model_id = dict(name=model)
+    if eff['endpoint_url']:
+        model_id['served'] = served_models(module, eff)
     keys = ('pipeline', 'sdg_scale_factor', 'taxonomy_base', 'gpus', 'num_cpus', 'chunk_word_count',
             'server_ctx_size', 'batch_size', 'max_num_tokens', 'model_family', 'endpoint_url')
     params = dict((k, eff[k]) for k in keys)
@@ -293,6 +323,7 @@ def compute_inputs(runner, eff, version, cache):
                                                        eff['taxonomy_base'])),
         teacher=model_id,
         params=params,
+        config=eff['config'],
         ilab_version=version,
     )
 
@@ -345,79 +376,50 @@ def main():
         timeout=dict(type='int', default=0),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    run_guarded(module, run_module)
+
+
+def run_module(module):
     p = module.params
     runner = IlabRunner.from_module(module)
     runner.check_user()
     runner.check_venv()
-    uid, gid = (runner.pw.pw_uid, runner.pw.pw_gid) if runner.pw else (None, None)
+    owner = runner.owner
     version = runner.ilab_version()
 
     eff = resolve(module, runner)
-    cache = fpu.DigestCache(os.path.join(runner.home, '.cache', 'labforge', 'digests.json'))
-    inputs = compute_inputs(runner, eff, version, cache)
-    cache.save(uid, gid)
+    cache = _fs.DigestCache(os.path.join(runner.state, 'digests.json'))
+    inputs = compute_inputs(module, runner, eff, version, cache)
+    if not module.check_mode:
+        cache.save()
     fp = fpu.fingerprint(inputs)
     output_dir = eff['output_dir']
     final = os.path.join(output_dir, 'generate-' + fpu.short(fp))
     pointer = os.path.join(output_dir, fpu.GENERATE_POINTER)
 
-    existing = fpu.read_manifest(final)
-    files_exist = existing and [f for f in (existing.get('files') or {}).values() if f]
-    done = bool(existing) and fpu.valid_manifest(existing, fp, files_exist or [None])
+    def complete():
+        m = fpu.read_manifest(final)
+        files = m and [f for f in (m.get('files') or {}).values() if f]
+        return m if m and fpu.valid_manifest(m, fp, files or [None]) else None
+
+    existing = complete()
     before_ptr = fpu.read_pointer(pointer)
     before = fpu.latest_dataset(output_dir)
-    run = p['force'] or not done
-    argv_preview = build_argv(runner, eff, final + '.tmp-…')
+    run = p['force'] or not existing
+    argv_preview = build_argv(runner, eff, final + STAGING_PREVIEW)
 
     result = dict(changed=False, fingerprint=fp, inputs=inputs, dataset_dir=final,
                   manifest_path=fpu.manifest_path(final), generated=run, ilab_version=version,
                   cmd=' '.join(runner.mask_argv(argv_preview)), files={}, rows={})
 
-    manifest = existing if done else None
+    manifest = existing
     if run and not module.check_mode:
         runner.ensure_dir(output_dir)
-        fpu.clean_stale_staging(final, family='generate-')
-        staging = fpu.staging_dir(final)
-        runner.ensure_dir(staging, 0o755)
-        argv = build_argv(runner, eff, staging)
-        job = runner.start('ilab data generate', argv, log_name='ilab-data-generate-' + fpu.short(fp))
-        fpu.write_owner(staging, job.pid)
-        res = job.wait(timeout=p['timeout'] or None)
-        result.update(cmd=res.cmd, log_path=res.log_path, status_path=job.status_path,
-                      duration=round(res.duration, 1))
-        try:
-            if res.rc != 0:
-                runner.fail('ilab data generate', res, fingerprint=fp)
-            subdirs = [d for d in sorted(os.listdir(staging))
-                       if os.path.isdir(os.path.join(staging, d)) and d != 'checkpoints']
-            if len(subdirs) != 1:
-                runner.fail('ilab data generate', res, fingerprint=fp,
-                            msg='expected one dated output directory in %s, found %r' % (staging, subdirs))
-            produced = os.path.join(staging, subdirs[0])
-            found = find_dataset_files(produced)
-            rows = dict((k, fpu.count_rows(v)) for k, v in found.items() if v)
-            if not found['train'] or not found['test']:
-                runner.fail('ilab data generate', res, fingerprint=fp,
-                            msg='ilab exited 0 but wrote no train/test file in %s' % produced)
-            if (rows.get('train') or 0) < p['min_rows']:
-                runner.fail('ilab data generate', res, fingerprint=fp,
-                            msg='the train file has %s rows (min_rows=%d)' % (rows.get('train'), p['min_rows']))
-            files = dict((k, os.path.join(final, os.path.basename(v)) if v else None)
-                         for k, v in found.items())
-            manifest = dict(fingerprint=fp, inputs=inputs, dir=final, files=files, rows=rows,
-                            ilab_version=version, cmd=res.cmd, log_path=res.log_path,
-                            duration=round(res.duration, 1), source_dir_name=subdirs[0])
-            fpu.write_manifest(produced, manifest, uid, gid)
-            fpu.chown_tree(produced, uid, gid)
-            if os.path.isdir(final):
-                old = final + fpu.STAGING_MARK + 'old-%d' % os.getpid()
-                os.rename(final, old)
-                os.rename(produced, final)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.rename(produced, final)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        with fpu.Once(runner.state, owner, final, FAMILY) as once:
+            manifest = None if p['force'] else complete()   # another run may have finished meanwhile
+            result['generated'] = run = manifest is None
+            if run:
+                manifest = generate(module, runner, once, eff, inputs, fp, version, result)
 
     if manifest:
         result['files'] = manifest.get('files') or {}
@@ -427,14 +429,51 @@ def main():
 
     pointer_changed = not before_ptr or before_ptr.get('dir') != final or before_ptr.get('fingerprint') != fp
     if pointer_changed and not module.check_mode and manifest:
-        fpu.write_pointer(pointer, dict(dir=final, fingerprint=fp, manifest=fpu.manifest_path(final)),
-                          uid, gid)
+        _fs.write_json(pointer, dict(dir=final, fingerprint=fp, manifest=fpu.manifest_path(final)),
+                       0o644, owner)
     result['changed'] = bool(run or pointer_changed)
     if module._diff:
         after = dict(dataset_dir=final, fingerprint=fp, files=result['files'], rows=result['rows'])
         result['diff'] = dict(before=summary(before), after=after,
                               before_header='%s (latest)' % pointer, after_header='%s (latest)' % pointer)
     module.exit_json(**result)
+
+
+def generate(module, runner, once, eff, inputs, fp, version, result):
+    """One ``ilab data generate`` run in a staging directory; returns the manifest of the
+    result, renamed into place."""
+    p = module.params
+    once.clean_stale()
+    staging = once.stage()
+    argv = build_argv(runner, eff, staging)
+    job = runner.start('ilab data generate', argv, log_name='ilab-data-generate-' + fpu.short(fp))
+    once.started(job.pid)
+    res = job.wait(timeout=p['timeout'] or None)
+    result.update(cmd=res.cmd, log_path=res.log_path, status_path=job.status_path,
+                  duration=round(res.duration, 1))
+    if res.rc != 0:
+        runner.fail('ilab data generate', res, fingerprint=fp)
+    subdirs = [n for n, st in _fs.scandir(staging) if stat.S_ISDIR(st.st_mode) and n != 'checkpoints']
+    if len(subdirs) != 1:
+        runner.fail('ilab data generate', res, fingerprint=fp,
+                    msg='expected one dated output directory in %s, found %r' % (staging, subdirs))
+    produced = os.path.join(staging, subdirs[0])
+    found = find_dataset_files(produced)
+    rows = dict((k, _fs.count_lines(v)) for k, v in found.items() if v)
+    if not found['train'] or not found['test']:
+        runner.fail('ilab data generate', res, fingerprint=fp,
+                    msg='ilab exited 0 but wrote no train/test file in %s' % produced)
+    if (rows.get('train') or 0) < p['min_rows']:
+        runner.fail('ilab data generate', res, fingerprint=fp,
+                    msg='the train file has %s rows (min_rows=%d)' % (rows.get('train'), p['min_rows']))
+    final = once.final
+    files = dict((k, os.path.join(final, os.path.basename(v)) if v else None) for k, v in found.items())
+    manifest = dict(fingerprint=fp, inputs=inputs, dir=final, files=files, rows=rows,
+                    ilab_version=version, cmd=res.cmd, log_path=res.log_path,
+                    duration=round(res.duration, 1), source_dir_name=subdirs[0])
+    fpu.write_manifest(produced, manifest, runner.owner)
+    once.place(produced)
+    return manifest
 
 
 if __name__ == '__main__':

@@ -109,7 +109,8 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_runner import (
-    IlabRunner, ilab_argument_spec)
+    IlabRunner, ilab_argument_spec, run_guarded)
+from ansible_collections.labforge.instructlab.plugins.module_utils import _fs
 
 try:
     from ansible_collections.labforge.instructlab.plugins.module_utils import _gpu
@@ -176,11 +177,15 @@ def main():
         model_dirs=dict(type='list', elements='path', default=[]),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    run_guarded(module, gather_facts)
+
+
+def gather_facts(module):
     runner = IlabRunner.from_module(module)
     runner.check_user()
     gather = set(module.params['gather'])
     installed = os.access(runner.ilab, os.X_OK)
-    exists = os.path.isfile(runner.config_path)
+    exists = _fs.isfile(runner.config_path)
     result = dict(changed=False, installed=installed, config_path=runner.config_path,
                   config_exists=exists, venv=runner.venv, user=runner.user)
     version = runner.ilab_version() if installed else None

@@ -223,9 +223,7 @@ def main():
     start = time.time()
     if p['method'] == 'http':
         if not model:
-            ok, info = srv.probe_models(p['endpoint_url'].rstrip('/')[:-len('/v1')]
-                                        if p['endpoint_url'].rstrip('/').endswith('/v1')
-                                        else p['endpoint_url'])
+            ok, info = srv.endpoint_models(p['endpoint_url'])
             if not ok or not info:
                 module.fail_json(msg='%s/models did not answer with a model: %s' % (p['endpoint_url'], info))
             model = info[0]

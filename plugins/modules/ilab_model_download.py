@@ -20,7 +20,12 @@ description:
     release; for V(url) the given sha256; for V(path) the source's sizes and sha256.
   - Atomic; everything is fetched into a hidden temporary directory next to the target and
     renamed into place; a failed or killed download leaves nothing at the final path (stale
-    temporary directories of the same target are removed by the next run).
+    temporary directories of the same target are removed by the next run). Downloads of the same
+    target on one host wait for each other (a lock in C(/var/lib/labforge)).
+  - V(hf) with a O(revision) that is a branch or tag (it moves) - each run asks the Hub which commit
+    it points at now (one small request, no download) and downloads again when it moved since
+    the recorded download. A 40-hex commit as O(revision) is pinned and never re-checked. When
+    the Hub cannot be reached, the module warns and keeps the downloaded commit.
   - V(oci) does not use C(ilab model download), whose 0.26.1 release rejects registries with a
     port, links the FIRST release's files when a second release of the same model is asked for,
     cannot pin a digest and leaves an empty model directory behind on failure. The module runs
@@ -61,7 +66,9 @@ options:
     description: V(hf) one file of the repository; the whole repository when omitted.
     type: str
   revision:
-    description: V(hf) branch, tag or commit.
+    description:
+      - V(hf) branch, tag or commit. A branch or tag is re-checked on every run (see above);
+        give a full commit sha to pin the download.
     type: str
     default: main
   hf_token:
@@ -133,8 +140,11 @@ requirements:
   - C(skopeo) on the host for V(oci) (the C(labforge.instructlab.instructlab) role installs it).
   - C(huggingface_hub) in O(venv) for V(hf) (an InstructLab dependency).
 notes:
-  - Download records (source, digests, sizes) are kept in the user's
-    C(~/.local/state/labforge/downloads/).
+  - Download records (source, digests, sizes, the commit for V(hf)) are kept by root in
+    C(/var/lib/labforge/users/USER/downloads/) (0600; the service account cannot forge them), and
+    the sha256 of unchanged files in C(/var/lib/labforge/users/USER/digests.json).
+  - Every file operation goes through the collection's file layer - a link the service account
+    planted in its directories is never followed to a file it could not write itself.
   - Replacing an existing directory target renames the old tree aside, renames the new one in
     and removes the old one; the target path never holds a partial tree.
 '''
@@ -206,43 +216,53 @@ reason:
   description: Why the module fetched or left the target alone.
   returned: always
   type: str
+commit:
+  description: V(hf) the commit the downloaded revision pointed at.
+  returned: source is hf, on success
+  type: str
 log_path:
   description: Log of the download step.
   returned: when a download step ran
   type: str
 '''
 
+import hashlib
 import json
 import os
 import re
-import shutil
-import tempfile
-import glob
-import hashlib
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import fetch_url
 
 from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_runner import (
-    IlabRunner, ilab_argument_spec)
-from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_common import (
-    sha256_file, tree_files, normalize_sha256, chown_tree, replace_path, remove_path,
-    read_state, write_state)
+    IlabRunner, ilab_argument_spec, run_guarded)
+from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_common import normalize_sha256
+from ansible_collections.labforge.instructlab.plugins.module_utils import _fingerprint as fpu
+from ansible_collections.labforge.instructlab.plugins.module_utils import _fs
 
 TITLE = 'org.opencontainers.image.title'
 INDEX_TYPES = ('application/vnd.oci.image.index.v1+json',
                'application/vnd.docker.distribution.manifest.list.v2+json')
+COMMIT_RE = re.compile(r'^[0-9a-f]{40}$')
 
+# Runs as the service user with the venv's python. argv: JSON spec; prints JSON
+# {"commit": SHA} (the commit the revision points at), after downloading into
+# spec["tmp"] when spec["op"] == "download". The token comes in HF_TOKEN.
 HF_SCRIPT = r'''
-import json, os, sys
+import json, sys
 spec = json.loads(sys.argv[1])
-from huggingface_hub import hf_hub_download, snapshot_download
-kw = dict(repo_id=spec["repository"], revision=spec["revision"], local_dir=spec["tmp"])
+from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_download, hf_hub_url, snapshot_download
+kw = dict(repo_id=spec["repository"], revision=spec["revision"])
+if spec["op"] == "download":
+    if spec.get("filename"):
+        hf_hub_download(filename=spec["filename"], local_dir=spec["tmp"], **kw)
+    else:
+        snapshot_download(local_dir=spec["tmp"], **kw)
 if spec.get("filename"):
-    hf_hub_download(filename=spec["filename"], **kw)
+    commit = get_hf_file_metadata(hf_hub_url(filename=spec["filename"], **kw)).commit_hash
 else:
-    snapshot_download(**kw)
-print("downloaded")
+    commit = HfApi().model_info(spec["repository"], revision=spec["revision"]).sha
+print(json.dumps({"commit": commit}))
 '''
 
 OCI_REF = re.compile(r'^docker://(?P<host>[^/]+)/(?P<path>[^:@]+?)(?::(?P<tag>[^:@/]+))?(?:@(?P<digest>sha256:[0-9a-fA-F]{64}))?$')
@@ -277,36 +297,26 @@ def parse_oci(repository, release, digest):
                 name=m.group('path').rstrip('/').split('/')[-1])
 
 
-def file_info(path, record_files=None, rel=None, verify=False):
-    """{'size', 'sha256'} of a file, reusing the record when size and mtime match."""
-    st = os.stat(path)
-    rec = (record_files or {}).get(rel) if rel else None
-    if rec and not verify and rec.get('size') == st.st_size and rec.get('mtime_ns') == st.st_mtime_ns:
-        return dict(size=st.st_size, sha256=rec['sha256'], mtime_ns=st.st_mtime_ns)
-    return dict(size=st.st_size, sha256=sha256_file(path), mtime_ns=st.st_mtime_ns)
-
-
-def target_files(target, record=None, verify=False):
-    rec = (record or {}).get('files') or {}
-    if os.path.isfile(target):
-        return {os.path.basename(target): file_info(target, rec, os.path.basename(target), verify)}
-    out = {}
-    for rel in tree_files(target):
-        out[rel] = file_info(os.path.join(target, rel), rec, rel, verify)
-    return out
+def target_files(target, cache, verify=False):
+    """``{rel: {size, sha256}}`` of a model file (keyed by its name) or tree."""
+    if _fs.isdir(target):
+        return _fs.tree_info(target, cache, verify)
+    return {os.path.basename(target): _fs.file_info(target, cache, verify)}
 
 
 def digest_of(files, is_file):
     if is_file and len(files) == 1:
         return 'sha256:' + list(files.values())[0]['sha256']
-    h = hashlib.sha256()
-    for rel in sorted(files):
-        h.update(('%s  %s\n' % (files[rel]['sha256'], rel)).encode('utf-8'))
-    return 'sha256:' + h.hexdigest()
+    return _fs.digest_of(files)
 
 
 def public_files(files):
-    return dict((k, dict(size=v['size'], sha256=v['sha256'])) for k, v in files.items())
+    return dict((k, dict((f, v[f]) for f in ('size', 'sha256', 'link') if f in v)) for k, v in files.items())
+
+
+def same_content(have, want):
+    return set(have) == set(want) and all(have[k].get('sha256') == want[k].get('sha256')
+                                          and have[k].get('link') == want[k].get('link') for k in want)
 
 
 class Downloader(object):
@@ -314,26 +324,18 @@ class Downloader(object):
         self.module = module
         self.runner = runner
         self.p = module.params
-        self.uid = runner.pw.pw_uid if runner.pw and runner.switch_user else None
-        self.gid = runner.pw.pw_gid if runner.pw and runner.switch_user else None
+        self.owner = runner.owner
+        self.cache = _fs.DigestCache(os.path.join(runner.state, 'digests.json'))
         self.log_path = None
 
     # ---------------------------------------------------------- workspace
-    def workspace(self, target):
-        parent = os.path.dirname(target)
-        self.runner.ensure_dir(parent)
-        prefix = '.%s.labforge-tmp-' % os.path.basename(target)
-        for stale in glob.glob(os.path.join(parent, glob.escape(prefix) + '*')):
-            remove_path(stale)
-        ws = tempfile.mkdtemp(prefix=prefix, dir=parent)
-        os.chmod(ws, 0o755)
-        if self.uid is not None:
-            os.chown(ws, self.uid, self.gid)
-        return ws
-
-    def place(self, tmp, target):
-        chown_tree(tmp, self.uid, self.gid)
-        replace_path(tmp, target)
+    def fetch(self, target, fill, private=True):
+        """Stage, ``fill(staging)`` (returns the path to place), place - under the target's lock.
+        ``private``: the staging directory is root's own (steps that run as root)."""
+        self.runner.ensure_dir(os.path.dirname(target))
+        with fpu.Once(self.runner.state, self.owner, target) as once:
+            once.clean_stale()
+            once.place(fill(once.stage(private=private)))
 
     def run(self, step, argv, **kw):
         res = self.runner.run(step, argv, timeout=self.p['timeout'], **kw)
@@ -343,11 +345,29 @@ class Downloader(object):
             raise Fail('%s failed' % step, res, step)
         return res
 
+    def files(self, target):
+        return target_files(target, self.cache, self.p['verify'])
+
+    def fetch_reason(self, target, have):
+        if have is not None:
+            return 'forced'
+        if _fs.lstat(target) is not None:
+            return 'target is not a model of the service user (a planted link?): replaced'
+        return 'target missing'
+
+    def current(self, target):
+        """The target's files, or None when it is missing or not the account's own (a link the
+        account planted is then replaced by the download)."""
+        try:
+            return self.files(target) if _fs.exists(target) else None
+        except _fs.UnsafePathError:
+            return None
+
     # ---------------------------------------------------------------- oci
     def skopeo_opts(self, copy=False):
         opts = []
         if self.p['auth_file']:
-            if not os.path.isfile(self.p['auth_file']):
+            if not _fs.isfile(self.p['auth_file']):
                 raise Fail('auth_file %s does not exist' % self.p['auth_file'])
             opts.append('--%sauthfile=%s' % ('src-' if copy else '', self.p['auth_file']))
         if self.p['cert_dir']:
@@ -392,73 +412,109 @@ class Downloader(object):
         ref = parse_oci(self.p['repository'], self.p['release'], self.p['digest'])
         ref_s, digest, _manifest, layers = self.oci_inspect(ref)
         spec = dict(source='oci', repository=ref['base'], release=ref['tag'], manifest_digest=digest)
-        if os.path.exists(target) and not self.p['force']:
-            try:
-                have = target_files(target, record, self.p['verify'])
-            except OSError:
-                have = None
-            if have is not None and set(have) == set(layers) and all(
-                    have[k]['size'] == layers[k]['size'] and have[k]['sha256'] == layers[k]['sha256']
+        have = self.current(target)
+        if have is not None and not self.p['force']:
+            if set(have) == set(layers) and all(
+                    have[k].get('size') == layers[k]['size'] and have[k].get('sha256') == layers[k]['sha256']
                     for k in layers):
                 return None, 'target matches %s (%s)' % (ref_s, digest), have, spec
             reason = 'target differs from %s (%s)' % (ref_s, digest)
         else:
-            reason = 'forced' if self.p['force'] and os.path.exists(target) else 'target missing'
+            reason = self.fetch_reason(target, have)
         fetched = dict(source='oci', ref=ref_s, digest=digest, files=sorted(layers),
                        size=sum(v['size'] or 0 for v in layers.values()))
         if check:
             return fetched, reason, None, spec
         skopeo = self.module.get_bin_path('skopeo', required=True)
-        ws = self.workspace(target)
-        try:
-            layout = os.path.join(ws, 'layout')
-            self.run('skopeo copy', [skopeo, 'copy', '--quiet', '--preserve-digests', '--retry-times=2']
-                     + self.skopeo_opts(copy=True)
-                     + ['%s@%s' % (ref['base'], digest), 'oci:%s:%s' % (layout, 'model')],
-                     log_name='oci-download-%s' % os.path.basename(target), as_user=False)
-            with open(os.path.join(layout, 'index.json')) as f:
-                index = json.load(f)
-            descs = index.get('manifests') or []
-            if len(descs) != 1 or descs[0].get('digest') != digest:
-                raise Fail('copied image has manifest %s, expected %s'
-                           % ([d.get('digest') for d in descs], digest))
+        self.target = target
 
-            def blob(d):
-                return os.path.join(layout, 'blobs', 'sha256', normalize_sha256(d))
-            if 'sha256:' + sha256_file(blob(digest)) != digest:
-                raise Fail('copied manifest does not match digest %s' % digest)
-            with open(blob(digest)) as f:
-                manifest = json.load(f)
-            model = os.path.join(ws, 'model')
-            os.mkdir(model)
-            for layer in manifest.get('layers') or []:
-                title = os.path.normpath(layer['annotations'][TITLE])
-                src = blob(layer['digest'])
-                if sha256_file(src) != normalize_sha256(layer['digest']):
-                    raise Fail('layer %s (%s) is corrupt' % (layer['digest'], title))
-                dst = os.path.join(model, title)
-                if not os.path.isdir(os.path.dirname(dst)):
-                    os.makedirs(os.path.dirname(dst))
-                os.rename(src, dst)
-                os.chmod(dst, 0o644)
-            self.place(model, target)
-        finally:
-            remove_path(ws)
-        have = target_files(target)
-        return fetched, reason, have, spec
+        def fill(ws):
+            # skopeo runs as root (the auth file is root's), so it writes where only root can
+            # (a path that crosses no directory of the service account); the layers are then
+            # adopted by the account and moved into the staging directory.
+            # one per target: a killed run's leftover is removed here (this run holds the lock)
+            key = hashlib.sha256(target.encode('utf-8')).hexdigest()[:16]
+            scratch = os.path.join(_fs.private_dir(os.path.join(self.runner.state, 'tmp')), 'oci-' + key)
+            _fs.remove(scratch)
+            _fs.makedirs(scratch, 0o700)
+            try:
+                return self.oci_copy(skopeo, ref, digest, os.path.join(scratch, 'layout'), ws)
+            finally:
+                _fs.remove(scratch)
+        self.fetch(target, fill)
+        return fetched, reason, self.files(target), spec
+
+    def oci_copy(self, skopeo, ref, digest, layout, ws):
+        self.run('skopeo copy', [skopeo, 'copy', '--quiet', '--preserve-digests', '--retry-times=2']
+                 + self.skopeo_opts(copy=True)
+                 + ['%s@%s' % (ref['base'], digest), 'oci:%s:%s' % (layout, 'model')],
+                 log_name='oci-download-%s' % os.path.basename(self.target), as_user=False)
+        index = _fs.read_json(os.path.join(layout, 'index.json'), {})
+        descs = index.get('manifests') or []
+        if len(descs) != 1 or descs[0].get('digest') != digest:
+            raise Fail('copied image has manifest %s, expected %s' % ([d.get('digest') for d in descs], digest))
+
+        def blob(d):
+            return os.path.join(layout, 'blobs', 'sha256', normalize_sha256(d))
+        if 'sha256:' + _fs.file_sha256(blob(digest)) != digest:
+            raise Fail('copied manifest does not match digest %s' % digest)
+        manifest = _fs.read_json(blob(digest), {})
+        model = _fs.makedirs(os.path.join(ws, 'model'), 0o755, self.owner)
+        for layer in manifest.get('layers') or []:
+            title = os.path.normpath(layer['annotations'][TITLE])
+            src = blob(layer['digest'])
+            if _fs.file_sha256(src) != normalize_sha256(layer['digest']):
+                raise Fail('layer %s (%s) is corrupt' % (layer['digest'], title))
+            dst = os.path.join(model, title)
+            _fs.makedirs(os.path.dirname(dst), 0o755, self.owner)
+            _fs.move_in(src, dst, 0o644, self.owner)
+        return model
 
     # ----------------------------------------------------------------- hf
     def hf_token(self):
         token = self.p['hf_token']
         if not token and self.p['hf_token_file']:
             try:
-                with open(self.p['hf_token_file']) as f:
-                    token = f.read().strip()
+                token = _fs.read_text(self.p['hf_token_file']).strip()
             except (IOError, OSError) as e:
                 raise Fail('cannot read hf_token_file: %s' % e)
         if token:
             self.runner.add_secret(token)
         return token
+
+    def hf_call(self, spec, token, op, tmp=None):
+        """Run HF_SCRIPT as the service user; returns the commit the revision points at."""
+        args = json.dumps(dict(op=op, repository=spec['repository'], filename=spec['filename'],
+                               revision=spec['revision'], tmp=tmp))
+        env = {'HF_HUB_DISABLE_TELEMETRY': '1', 'HF_HUB_DISABLE_PROGRESS_BARS': '1'}
+        download = op == 'download'
+        res = self.runner.python('hf %s' % op, HF_SCRIPT, args=[args], changes_state=download,
+                                 env=env, secret_env={'HF_TOKEN': token} if token else None,
+                                 timeout=self.p['timeout'], log=download,
+                                 log_name='hf-download-%s' % os.path.basename(self.target))
+        if download:
+            self.log_path = res.log_path
+        if res.rc != 0:
+            raise Fail('hf %s failed' % op, res, 'hf %s' % op)
+        try:
+            return json.loads(res.stdout.strip().splitlines()[-1])['commit']
+        except (ValueError, KeyError, IndexError):
+            return None
+
+    def hf_moved(self, spec, token, record):
+        """For a revision that is not a commit (a branch or tag moves): the new commit when it
+        moved since the recorded download, else None. Offline: a warning, no re-download."""
+        if COMMIT_RE.match(spec['revision'] or '') or not record.get('commit'):
+            return None
+        try:
+            commit = self.hf_call(spec, token, 'resolve')
+        except Fail as e:
+            self.module.warn('could not re-check revision %s of %s (%s): keeping commit %s; pin a commit '
+                             'as revision to stop this check' % (spec['revision'], spec['repository'],
+                                                                 e.result.log_tail if e.result else e.msg,
+                                                                 record['commit']))
+            return None
+        return commit if commit and commit != record['commit'] else None
 
     def hf(self, target, record, check):
         if not self.p['repository']:
@@ -466,45 +522,40 @@ class Downloader(object):
         spec = dict(source='hf', repository=self.p['repository'], filename=self.p['filename'],
                     revision=self.p['revision'])
         token = self.hf_token()
-        if os.path.exists(target) and not self.p['force']:
+        self.target = target
+        have = self.current(target)
+        if have is not None and not self.p['force']:
             if record and record.get('spec') == spec:
-                have = target_files(target, record, self.p['verify'])
-                rec = record.get('files') or {}
-                if set(have) == set(rec) and all(have[k]['sha256'] == rec[k]['sha256'] for k in rec):
+                moved = self.hf_moved(spec, token, record)
+                if moved:
+                    reason = 'revision %s moved from %s to %s' % (spec['revision'], record['commit'], moved)
+                elif same_content(have, record.get('files') or {}):
+                    self.commit = record.get('commit')
                     return None, 'target matches the recorded download of %s' % self.describe(spec), have, spec
-                reason = 'target changed since the recorded download'
+                else:
+                    reason = 'target changed since the recorded download'
             else:
                 reason = 'target exists but was not downloaded from %s' % self.describe(spec)
         else:
-            reason = 'forced' if self.p['force'] and os.path.exists(target) else 'target missing'
+            reason = self.fetch_reason(target, have)
         fetched = dict(source='hf', repository=spec['repository'], filename=spec['filename'],
                        revision=spec['revision'])
         if check:
             return fetched, reason, None, spec
-        ws = self.workspace(target)
-        try:
+
+        def fill(ws):
+            # the download runs as the service user, into its own staging directory
             dl = os.path.join(ws, 'dl')
-            args = json.dumps(dict(repository=spec['repository'], filename=spec['filename'],
-                                   revision=spec['revision'], tmp=dl))
-            env = {'HF_HUB_DISABLE_TELEMETRY': '1', 'HF_HUB_DISABLE_PROGRESS_BARS': '1'}
-            res = self.runner.python('hf download', HF_SCRIPT, args=[args], changes_state=True,
-                                     env=env, secret_env={'HF_TOKEN': token} if token else None,
-                                     timeout=self.p['timeout'], log=True,
-                                     log_name='hf-download-%s' % os.path.basename(target))
-            self.log_path = res.log_path
-            if res.rc != 0:
-                raise Fail('hf download failed', res, 'hf download')
-            remove_path(os.path.join(dl, '.cache'))
+            self.commit = self.hf_call(spec, token, 'download', dl)
+            _fs.remove(os.path.join(dl, '.cache'))
             if spec['filename']:
                 src = os.path.join(dl, spec['filename'])
-                if not os.path.isfile(src):
+                if not _fs.isfile(src):
                     raise Fail('the download did not produce %s' % spec['filename'])
-                self.place(src, target)
-            else:
-                self.place(dl, target)
-        finally:
-            remove_path(ws)
-        return fetched, reason, target_files(target), spec
+                return src
+            return dl
+        self.fetch(target, fill, private=False)
+        return fetched, reason, self.files(target), spec
 
     def describe(self, spec):
         return '%s%s@%s' % (spec['repository'], '/' + spec['filename'] if spec.get('filename') else '',
@@ -522,74 +573,66 @@ class Downloader(object):
         except ValueError as e:
             raise Fail(str(e))
         spec = dict(source='url', url=url, sha256=want)
-        if os.path.isfile(target) and not self.p['force']:
-            have = target_files(target, record, self.p['verify'])
-            if list(have.values())[0]['sha256'] == want:
+        have = self.current(target)
+        if have is not None and len(have) == 1 and not self.p['force']:
+            if list(have.values())[0].get('sha256') == want:
                 return None, 'target has sha256 %s' % want, have, spec
             reason = 'target sha256 differs from %s' % want
         else:
-            reason = 'forced' if self.p['force'] and os.path.exists(target) else 'target missing'
+            reason = self.fetch_reason(target, have)
         fetched = dict(source='url', url=url, sha256=want)
         if check:
             return fetched, reason, None, spec
-        ws = self.workspace(target)
-        try:
+
+        def fill(ws):
             tmp = os.path.join(ws, os.path.basename(target))
             rsp, info = fetch_url(self.module, url, timeout=self.p['timeout'] or 30)
             if info.get('status') != 200 or rsp is None:
                 raise Fail('GET %s failed: HTTP %s %s' % (url, info.get('status'), info.get('msg')))
-            h = hashlib.sha256()
-            with open(tmp, 'wb') as f:
+            with _fs.open_write(tmp, 0o644, self.owner) as f:
                 while True:
                     chunk = rsp.read(1024 * 1024)
                     if not chunk:
                         break
-                    h.update(chunk)
                     f.write(chunk)
-            if h.hexdigest() != want:
-                raise Fail('sha256 mismatch for %s: got %s, expected %s' % (url, h.hexdigest(), want))
-            os.chmod(tmp, 0o644)
-            self.place(tmp, target)
-        finally:
-            remove_path(ws)
-        return fetched, reason, target_files(target), spec
+                if f.sha.hexdigest() != want:
+                    raise Fail('sha256 mismatch for %s: got %s, expected %s' % (url, f.sha.hexdigest(), want))
+            return tmp
+        self.fetch(target, fill)
+        return fetched, reason, self.files(target), spec
 
     # --------------------------------------------------------------- path
     def path(self, target, record, check):
         src = self.p['src']
-        if not src or not os.path.exists(src):
+        if not src or not _fs.exists(src):
             raise Fail('src %s does not exist on the host' % src)
-        want = target_files(src, None, True)
+        is_dir = _fs.isdir(src)
+        want = target_files(src, self.cache, True)
         spec = dict(source='path', src=os.path.abspath(src))
-        if os.path.exists(target) and not self.p['force'] and os.path.isdir(src) == os.path.isdir(target):
-            have = target_files(target, record, self.p['verify'])
-            if os.path.isfile(target):
+        have = self.current(target)
+        if have is not None and not self.p['force'] and is_dir == _fs.isdir(target):
+            if not is_dir:
                 have = dict(zip(want, have.values()))
-            if set(have) == set(want) and all(have[k]['sha256'] == want[k]['sha256'] for k in want):
-                return None, 'target matches %s' % src, target_files(target, record), spec
+            if same_content(have, want):
+                return None, 'target matches %s' % src, self.files(target), spec
             reason = 'target differs from %s' % src
         else:
-            reason = 'forced' if self.p['force'] and os.path.exists(target) else 'target missing'
+            reason = self.fetch_reason(target, have)
         fetched = dict(source='path', src=src, files=sorted(want))
         if check:
             return fetched, reason, None, spec
-        ws = self.workspace(target)
-        try:
+
+        def fill(ws):
             tmp = os.path.join(ws, 'model')
-            if os.path.isdir(src):
-                shutil.copytree(src, tmp, symlinks=False)
+            if is_dir:
+                got = _fs.copy_tree(src, tmp, self.owner)
             else:
-                shutil.copyfile(src, tmp)
-                os.chmod(tmp, 0o644)
-            got = target_files(tmp, None, True)
-            if os.path.isfile(tmp):
-                got = dict(zip(want, got.values()))
-            if set(got) != set(want) or any(got[k]['sha256'] != want[k]['sha256'] for k in want):
+                got = {os.path.basename(src): dict(sha256=_fs.copy_file(src, tmp, 0o644, self.owner))}
+            if not same_content(got, want):
                 raise Fail('copy of %s does not match its source (changed while copying?)' % src)
-            self.place(tmp, target)
-        finally:
-            remove_path(ws)
-        return fetched, reason, target_files(target), spec
+            return tmp
+        self.fetch(target, fill)
+        return fetched, reason, self.files(target), spec
 
 
 def default_name(p, module):
@@ -633,6 +676,16 @@ def main():
         mutually_exclusive=[('hf_token', 'hf_token_file')],
         required_if=[('source', 'hf', ['repository']), ('source', 'oci', ['repository']),
                      ('source', 'url', ['url', 'checksum']), ('source', 'path', ['src'])])
+    run_guarded(module, download)
+
+
+def record_path(runner, target):
+    """The download record of ``target``, in the private state directory."""
+    key = hashlib.sha256(os.path.abspath(target).encode('utf-8')).hexdigest()[:24]
+    return os.path.join(runner.state, 'downloads', key + '.json')
+
+
+def download(module):
     p = module.params
     runner = IlabRunner.from_module(module)
     runner.check_user()
@@ -649,9 +702,9 @@ def main():
                 raise Fail('cannot derive a safe model name (%r): set name or dest' % name)
             target = os.path.join(model_dir, name)
         result['path'] = target
-        record = read_state(runner.home, target)
+        record = _fs.read_json(record_path(runner, target))
         dl = Downloader(module, runner)
-        if os.path.lexists(target):
+        if _fs.lstat(target) is not None:
             before = dict(path=target, state='present', digest=(record or {}).get('digest'))
         else:
             before = dict(path=target, state='absent')
@@ -666,14 +719,20 @@ def main():
     if dl.log_path:
         result['log_path'] = dl.log_path
     if have is not None:
-        digest = spec.get('manifest_digest') or digest_of(have, os.path.isfile(target))
-        result.update(digest=digest, files=public_files(have), size=sum(v['size'] for v in have.values()))
+        digest = spec.get('manifest_digest') or digest_of(have, _fs.isfile(target))
+        result.update(digest=digest, files=public_files(have),
+                      size=sum(v.get('size') or 0 for v in have.values()))
         if spec.get('manifest_digest'):
             result['manifest_digest'] = spec['manifest_digest']
+        if getattr(dl, 'commit', None):
+            result['commit'] = dl.commit
         if not module.check_mode:
-            rec = dict(spec=spec, digest=digest, files=have, target=target)
+            rec = dict(spec=spec, digest=digest, files=have, target=target, commit=getattr(dl, 'commit', None))
             if rec != record:
-                write_state(runner.home, target, rec, dl.uid, dl.gid)
+                path = record_path(runner, target)
+                _fs.private_dir(os.path.dirname(path))
+                _fs.write_json(path, rec, 0o600)
+            dl.cache.save()
     elif fetched and fetched.get('digest'):
         result['digest'] = fetched['digest']
         result['manifest_digest'] = fetched['digest']

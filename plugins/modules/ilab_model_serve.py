@@ -13,16 +13,29 @@ short_description: Serve a model with C(ilab model serve) as a hardened systemd 
 version_added: 0.1.0
 description:
   - Runs C(ilab model serve) as the systemd unit C(labforge-ilab-serve-NAME.service), one unit per
-    model and port, as the InstructLab service user, with C(Restart=on-failure) and systemd
-    sandboxing (C(NoNewPrivileges), C(ProtectSystem=strict), C(PrivateTmp), C(ProtectHome=read-only)
-    with the user's home writable, kernel and cgroup protection, ...).
+    model and port, as the InstructLab service user, with C(Restart=on-failure) (at most 5 starts in
+    5 minutes, then the unit stays failed) and systemd sandboxing - no capabilities
+    (C(CapabilityBoundingSet=)), C(NoNewPrivileges), C(ProtectSystem=strict),
+    C(ProtectHome=read-only) with only the service's own directory writable, C(PrivateTmp),
+    C(PrivateIPC), C(PrivateUsers), C(ProtectProc=invisible), C(ProcSubset=pid), C(ProtectClock),
+    C(ProtectHostname), kernel and cgroup protection, C(RestrictAddressFamilies=AF_UNIX AF_INET
+    AF_INET6), C(SystemCallFilter=@system-service), and C(DevicePolicy=closed) with the
+    C(/dev/nvidia*) devices allowed only when the host has them and the server may use GPUs.
+    C(systemd-analyze security) rates the unit 1.6 (OK) on systemd 252.
+  - The service's environment (C(HOME), C(PATH), proxy and CA variables passed to the task, ...)
+    goes to a root-only (0600) C(EnvironmentFile=) in C(/var/lib/labforge/serve/NAME.env), never
+    into the world-readable unit. Every value rendered into the unit or the environment file is
+    checked; a newline, carriage return, NUL or other control character is refused with an error
+    naming the option, and C($) and C(%) are escaped.
   - Each service gets its own configuration file (a copy of the user's configuration with the
     C(serve) settings of this service), so several models can be served on one host; C(ilab) reads
     the host and port from it (and from C(--host)/C(--port)). Its own C(XDG_CONFIG_HOME) keeps
     ilab's config rewrites (C(serve.server.current_max_ctx_size)) away from the user's file.
-  - Idempotent - the rendered unit and configuration are compared with the installed ones; the
-    service is restarted only when one of them changed, started when it is not running, and the
-    module waits until C(/v1/models) answers.
+  - Idempotent - the rendered unit, environment file and configuration are compared with the
+    installed ones; the service is restarted only when one of them changed, started when it is not
+    running, and the module waits until it is healthy - the unit's own process listens on the
+    port and C(/v1/models) lists the model. A port that another process holds fails at once with
+    a message naming that process (before anything is changed when it is held already).
   - A unit that is running but whose endpoint does not answer within O(wait_timeout) is reported
     as unhealthy (the module fails), or restarted with O(restart_unhealthy=true).
 author:
@@ -58,9 +71,18 @@ options:
     choices: [started, stopped, absent]
     default: started
   host:
-    description: Address to bind (C(serve.server.host)). Anything but loopback exposes the model to the network.
+    description:
+      - Address to bind (C(serve.server.host)). Anything but loopback exposes the model to the network and
+        needs O(allow_remote=true).
     type: str
     default: 127.0.0.1
+  allow_remote:
+    description:
+      - Allow a O(host) that is not a loopback address. The OpenAI-compatible API of C(ilab model serve)
+        (InstructLab 0.26.1) has no authentication - anybody who reaches the port can use the model - so
+        the module warns; restrict access with a firewall.
+    type: bool
+    default: false
   port:
     description: Port (C(serve.server.port)).
     type: int
@@ -111,6 +133,8 @@ options:
     default: /etc/systemd/system
 notes:
   - Needs systemd on the host and root (C(become=true)).
+  - The unit's environment file lives in C(/var/lib/labforge/serve/) (root, 0700); its diff shows only
+    the names of variables that may hold credentials (proxies, tokens), not their values.
 requirements:
   - InstructLab installed in O(venv), initialised (M(labforge.instructlab.ilab_config)).
 seealso:
@@ -137,6 +161,7 @@ EXAMPLES = r'''
     host: 0.0.0.0
     port: 8000
     wait_timeout: 900
+    allow_remote: true   # the API is unauthenticated: firewall the port
   become: true
 
 - name: Ask it something
@@ -172,13 +197,18 @@ config_path:
   returned: always
   type: str
   sample: /var/lib/instructlab/.local/state/labforge/serve/student/config.yaml
+env_path:
+  description: The unit's environment file (root only).
+  returned: always
+  type: str
+  sample: /var/lib/labforge/serve/student.env
 endpoint:
   description: The OpenAI-compatible API base URL (C(.../v1)).
   returned: when O(state=started)
   type: str
   sample: http://127.0.0.1:8001/v1
 healthy:
-  description: Whether C(/v1/models) answered.
+  description: Whether the unit's process listens on the port and C(/v1/models) lists the model.
   returned: when O(state=started)
   type: bool
 models:
@@ -206,18 +236,24 @@ restarts:
 '''
 
 import copy
+import grp
 import os
-import shutil
+import re
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_runner import (
-    IlabRunner, ilab_argument_spec)
-from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_common import (
-    atomic_write, dotted_set)
+    IlabRunner, ilab_argument_spec, run_guarded)
+from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_common import dotted_get, dotted_set
+from ansible_collections.labforge.instructlab.plugins.module_utils import _fs
 from ansible_collections.labforge.instructlab.plugins.module_utils import _ilab_serve as srv
 
 RUNNING_STATES = ('active', 'activating', 'reloading')
+# options that end up in the unit or its environment file
+UNIT_OPTIONS = ('name', 'model_path', 'host', 'venv', 'user', 'chat_template', 'model_family')
+# environment variables whose values are shown in a diff (the others may hold credentials)
+SHOWN_ENV = re.compile(r'^(HOME|USER|LOGNAME|LANG|LC_ALL|PATH|VIRTUAL_ENV|XDG_[A-Z_]+|PYTHONUNBUFFERED|NO_COLOR|TERM)$')
+LOOPBACK = re.compile(r'^(127\.\d+\.\d+\.\d+|::1|\[::1\]|localhost)$')
 
 
 class Systemd(object):
@@ -269,11 +305,38 @@ def sorted_tree(data):
 
 
 def read(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except (IOError, OSError):
-        return None
+    """Current content of a file this module manages (None when missing or refused: a planted
+    link is then simply replaced)."""
+    data = _fs.current(path)
+    return data.decode('utf-8', 'replace') if data is not None else None
+
+
+def shown_env(text):
+    """An environment file for a diff: values of variables that may hold credentials hidden."""
+    out = []
+    for line in (text or '').splitlines():
+        key = line.split('=', 1)[0]
+        out.append(line if line.startswith('#') or SHOWN_ENV.match(key) else key + '=********')
+    return '\n'.join(out) + ('\n' if out else '')
+
+
+def check_inputs(module, p):
+    """Refuse values a unit cannot hold, and an unauthenticated API on the network, before
+    anything changes."""
+    for opt in UNIT_OPTIONS:
+        if p.get(opt) is not None:
+            try:
+                srv.check_value(opt, p[opt])
+            except srv.UnitValueError as e:
+                module.fail_json(msg='%s: %s' % (opt, e))
+    if p['state'] == 'started' and not LOOPBACK.match(p['host'] or ''):
+        if not p['allow_remote']:
+            module.fail_json(msg='host %s exposes the unauthenticated OpenAI API of the model server to the '
+                                 'network: set allow_remote=true to do that on purpose (and firewall the port)'
+                             % p['host'])
+        module.warn('%s:%d serves an OpenAI-compatible API WITHOUT authentication (InstructLab 0.26.1 has no '
+                    'API key option): anybody who reaches the port can use the model; restrict it with a firewall'
+                    % (p['host'], p['port']))
 
 
 def desired_config(module, user_cfg, p):
@@ -312,6 +375,7 @@ def main():
         model_path=dict(type='path'),
         state=dict(type='str', default='started', choices=['started', 'stopped', 'absent']),
         host=dict(type='str', default='127.0.0.1'),
+        allow_remote=dict(type='bool', default=False),
         port=dict(type='int', default=8000),
         backend=dict(type='str', default='llama-cpp', choices=['llama-cpp', 'vllm']),
         gpu_layers=dict(type='int'),
@@ -329,7 +393,49 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=[('state', 'started', ['model_path'])],
                            required_one_of=[('name', 'model_path')])
+    run_guarded(module, serve)
+
+
+def stop(module, systemd, result, unit, unit_path, env_path, svc_dir, cur_unit):
     p = module.params
+    actions = result['actions']
+    state = systemd.is_active(unit) if cur_unit is not None else 'inactive'
+    if state in RUNNING_STATES or state == 'failed':
+        actions.append('stop')
+    if cur_unit is not None and systemd.is_enabled(unit):
+        actions.append('disable')
+    if p['state'] == 'absent':
+        if cur_unit is not None:
+            actions.append('remove unit')
+        if _fs.lstat(env_path) is not None:
+            actions.append('remove environment')
+        if _fs.lstat(svc_dir) is not None:
+            actions.append('remove config')
+    if not module.check_mode:
+        if 'stop' in actions:
+            systemd.must('stop', unit)
+        if 'disable' in actions:
+            systemd.must('disable', unit)
+        if 'remove unit' in actions:
+            _fs.remove(unit_path)
+            systemd.must('daemon-reload')
+            systemd.run('reset-failed', unit)
+        if 'remove environment' in actions:
+            _fs.remove(env_path)
+        if 'remove config' in actions:
+            _fs.remove(svc_dir)
+    result['changed'] = bool(actions)
+    if module._diff:
+        result['diff'] = [dict(before_header=unit_path, after_header=unit_path, before=cur_unit or '',
+                               after='' if p['state'] == 'absent' else (cur_unit or '')),
+                          dict(before_header='%s: state' % unit, after_header='%s: state' % unit,
+                               before=state + '\n', after='inactive\n')]
+    module.exit_json(**result)
+
+
+def serve(module):
+    p = module.params
+    check_inputs(module, p)
     name = p['name'] or '%s-%d' % (os.path.splitext(os.path.basename(p['model_path'].rstrip('/')))[0], p['port'])
     name = srv.safe_name(name)
     if p['name'] and name != p['name']:
@@ -340,57 +446,36 @@ def main():
 
     unit = srv.unit_name(name)
     unit_path = os.path.join(p['unit_dir'], unit)
+    env_path = os.path.join(_fs.STATE_ROOT, 'serve', name + '.env')
     svc_dir = os.path.join(runner.home, '.local', 'state', 'labforge', 'serve', name)
     svc_cfg = os.path.join(svc_dir, 'config.yaml')
-    xdg_config = os.path.join(svc_dir, 'xdg-config')
-    result = dict(changed=False, name=name, unit=unit, unit_path=unit_path, config_path=svc_cfg, actions=[])
+    xdg = dict((key, os.path.join(svc_dir, 'xdg-' + key.split('_')[1].lower()))
+               for key in ('XDG_CONFIG_HOME', 'XDG_DATA_HOME', 'XDG_CACHE_HOME', 'XDG_STATE_HOME'))
+    result = dict(changed=False, name=name, unit=unit, unit_path=unit_path, config_path=svc_cfg,
+                  env_path=env_path, actions=[])
     actions = result['actions']
     cur_unit = read(unit_path)
-    cur_cfg = read(svc_cfg)
-
     if p['state'] in ('stopped', 'absent'):
-        state = systemd.is_active(unit) if cur_unit is not None else 'inactive'
-        if state in RUNNING_STATES or state == 'failed':
-            actions.append('stop')
-        if cur_unit is not None and systemd.is_enabled(unit):
-            actions.append('disable')
-        if p['state'] == 'absent':
-            if cur_unit is not None:
-                actions.append('remove unit')
-            if os.path.isdir(svc_dir):
-                actions.append('remove config')
-        if not module.check_mode:
-            if 'stop' in actions:
-                systemd.must('stop', unit)
-            if 'disable' in actions:
-                systemd.must('disable', unit)
-            if 'remove unit' in actions:
-                os.unlink(unit_path)
-                systemd.must('daemon-reload')
-                systemd.run('reset-failed', unit)
-            if 'remove config' in actions:
-                shutil.rmtree(svc_dir)
-        result['changed'] = bool(actions)
-        if module._diff:
-            result['diff'] = [dict(before_header=unit_path, after_header=unit_path, before=cur_unit or '',
-                                   after='' if p['state'] == 'absent' else (cur_unit or '')),
-                              dict(before_header='%s: state' % unit, after_header='%s: state' % unit,
-                                   before=state + '\n', after='inactive\n')]
-        module.exit_json(**result)
+        stop(module, systemd, result, unit, unit_path, env_path, svc_dir, cur_unit)
 
     # ---------------------------------------------------------------- started
     runner.check_venv()
-    if not os.path.exists(p['model_path']):
+    if not _fs.exists(p['model_path']):
         module.fail_json(msg='model %s does not exist' % p['model_path'], **result)
+    held = [h for h in srv.listeners(p['port'], p['host']) if h.get('unit') != unit]
+    if held:
+        module.fail_json(msg='port %d is already held by %s: stop it or choose another port'
+                         % (p['port'], srv.describe_process(held[0])), **result)
     if p['backend'] == 'vllm':
         res = runner.python('check vllm', 'import importlib.util; print(importlib.util.find_spec("vllm") is not None)')
         if res.rc != 0 or res.stdout.strip() != 'True':
             module.fail_json(msg='backend=vllm but vLLM is not installed in %s (use llama-cpp or install vllm)'
                              % runner.venv, **result)
-    if not os.path.isfile(runner.config_path):
+    if not _fs.isfile(runner.config_path):
         module.fail_json(msg='%s does not exist: initialise InstructLab first (labforge.instructlab.ilab_config)'
                          % runner.config_path, **result)
-    new_cfg = runner.yaml_dump(sorted_tree(desired_config(module, runner.read_config(), p)))
+    cfg = desired_config(module, runner.read_config(), p)
+    new_cfg = runner.yaml_dump(sorted_tree(cfg))
     svc_runner = IlabRunner(module, user=runner.user, venv=runner.venv, config_path=svc_cfg,
                             log_dir=runner.log_dir)
     argv = svc_runner.argv(['model', 'serve'], [
@@ -399,24 +484,32 @@ def main():
         ('--host', p['host']),
         ('--port', p['port']),
     ])
-    env = runner.env({'XDG_CONFIG_HOME': xdg_config})
+    env = runner.env(xdg)
     env.pop('TMPDIR', None)
-    group = runner.pw.pw_gid if runner.pw else runner.user
     try:
-        import grp
         group = grp.getgrgid(runner.pw.pw_gid).gr_name
-    except (KeyError, ImportError, AttributeError):
-        pass
-    new_unit = srv.render_unit(
-        description='InstructLab model server %s (%s on %s:%d)' % (name, os.path.basename(p['model_path']),
-                                                                   p['host'], p['port']),
-        user=runner.user, group=group, workdir=svc_dir, env=env, argv=argv,
-        rw_paths=[runner.home], hardening=p['hardening'])
+    except KeyError:
+        group = str(runner.pw.pw_gid)
+    gpu = p['backend'] == 'vllm' or dotted_get(cfg, 'serve.llama_cpp.gpu_layers', -1) != 0
+    try:
+        new_env = srv.render_env_file(env)
+        new_unit = srv.render_unit(
+            description='InstructLab model server %s (%s on %s:%d)' % (name, os.path.basename(p['model_path']),
+                                                                       p['host'], p['port']),
+            user=runner.user, group=group, workdir=svc_dir, env_file=env_path, argv=argv,
+            rw_paths=[svc_dir], hardening=p['hardening'], devices=srv.gpu_devices() if gpu else ())
+    except srv.UnitValueError as e:
+        module.fail_json(msg='%s (from the task environment or the service user)' % e, **result)
 
+    cur_cfg = read(svc_cfg)
+    cur_env = read(env_path)
     unit_changed = cur_unit != new_unit
     cfg_changed = cur_cfg != new_cfg
+    env_changed = cur_env != new_env
     if cfg_changed:
         actions.append('write config')
+    if env_changed:
+        actions.append('write environment')
     if unit_changed:
         actions.append('write unit')
         actions.append('daemon-reload')
@@ -425,13 +518,15 @@ def main():
     if not enabled:
         actions.append('enable')
     if state in RUNNING_STATES:
-        if unit_changed or cfg_changed:
+        if unit_changed or cfg_changed or env_changed:
             actions.append('restart')
     else:
         actions.append('start')
     if module._diff:
         result['diff'] = [dict(before_header=unit_path, after_header=unit_path,
                                before=cur_unit or '', after=new_unit),
+                          dict(before_header=env_path, after_header=env_path,
+                               before=shown_env(cur_env), after=shown_env(new_env)),
                           dict(before_header=svc_cfg, after_header=svc_cfg,
                                before=cur_cfg or '', after=new_cfg)]
     url = srv.base_url(p['host'], p['port'])
@@ -441,12 +536,16 @@ def main():
         result['healthy'] = None
         module.exit_json(**result)
 
-    uid, gid = (runner.pw.pw_uid, runner.pw.pw_gid)
-    runner.ensure_dir(os.path.join(xdg_config, 'instructlab'), 0o750)
+    for d in xdg.values():
+        runner.ensure_dir(d, 0o750)
+    runner.ensure_dir(os.path.join(xdg['XDG_CONFIG_HOME'], 'instructlab'), 0o750)
     if cfg_changed:
-        atomic_write(svc_cfg, new_cfg, mode=0o640, uid=uid, gid=gid)
+        _fs.write(svc_cfg, new_cfg, 0o640, runner.owner)
+    if env_changed:
+        _fs.private_dir(os.path.dirname(env_path))
+        _fs.write(env_path, new_env, 0o600)
     if unit_changed:
-        atomic_write(unit_path, new_unit, mode=0o644)
+        _fs.write(unit_path, new_unit, 0o644)
         systemd.must('daemon-reload')
     if 'enable' in actions:
         systemd.must('enable', unit)
@@ -459,11 +558,14 @@ def main():
     def alive():
         return systemd.is_active(unit) in RUNNING_STATES
 
-    ok, info, waited = srv.wait_models(url, p['wait_timeout'], alive=alive)
-    if not ok and p['restart_unhealthy'] and 'restart' not in actions and 'start' not in actions:
+    def wait():
+        return srv.wait_healthy(url, p['port'], p['host'], unit, p['model_path'], p['wait_timeout'], alive=alive)
+
+    ok, info, waited, foreign = wait()
+    if not ok and not foreign and p['restart_unhealthy'] and 'restart' not in actions and 'start' not in actions:
         actions.append('restart (unhealthy)')
         systemd.must('restart', unit)
-        ok, info, more = srv.wait_models(url, p['wait_timeout'], alive=alive)
+        ok, info, more, foreign = wait()
         waited += more
     show = systemd.show(unit, 'MainPID', 'NRestarts', 'ActiveState')
     result.update(changed=bool(actions), healthy=ok, wait_seconds=round(waited, 1),
@@ -472,8 +574,8 @@ def main():
         result['main_pid'] = int(show['MainPID'])
     if not ok:
         result['journal_tail'] = systemd.journal(unit)
-        module.fail_json(msg='%s is %s but %s/v1/models did not answer within %ss (%s)\n--- journal ---\n%s'
-                         % (unit, show.get('ActiveState', '?'), url, p['wait_timeout'], info,
+        module.fail_json(msg='%s is %s but not healthy within %ss: %s\n--- journal ---\n%s'
+                         % (unit, show.get('ActiveState', '?'), p['wait_timeout'], info,
                             result['journal_tail']), **result)
     result['models'] = info
     module.exit_json(**result)

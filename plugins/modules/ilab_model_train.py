@@ -16,7 +16,8 @@ description:
     (a file, a directory of C(ilab data generate) output, or V(latest), the latest result of
     M(labforge.instructlab.ilab_data_generate)).
   - Idempotent by a fingerprint of its inputs - the student model's files, the dataset files, every
-    parameter and the InstructLab version. Each set of inputs trains into its own directory
+    parameter, the C(train) section of the configuration (the train profile; without its path
+    keys) and the InstructLab version. Each set of inputs trains into its own directory
     C(OUTPUT_DIR/NAME-<fingerprint>/) with a manifest (C(labforge-manifest.json)); a rerun with the
     same inputs reports no change and returns the existing paths. Changed inputs or O(force=true)
     train again.
@@ -25,8 +26,11 @@ description:
     module gives every run its own working directory and its own C(XDG_DATA_HOME) inside a
     temporary directory, so two trainings never overwrite each other; the directory is renamed to
     its final name only when training succeeded and produced a model. A killed or failed run
-    leaves nothing at the final path; the next run removes its leftovers (and kills an ilab
-    process orphaned by a killed module) and trains again.
+    leaves nothing at the final path; the next run removes its leftovers (and stops an ilab
+    process orphaned by a killed module - only a process of the service user, with the start time
+    recorded in C(/var/lib/labforge)) and trains again.
+  - Trainings with the same O(name) and O(output_dir) on one host wait for each other (a lock in
+    C(/var/lib/labforge)).
   - Meant for C(async)/C(poll) - the log file C(LOG_DIR/ilab-model-train-NAME.log) and a status
     JSON beside it (C(.status.json), with the pid and state) exist from the moment training starts.
 author:
@@ -215,6 +219,14 @@ gguf_path:
   returned: always (null when none)
   type: str
   sample: /var/lib/instructlab/.local/share/instructlab/trained/train-6a1d0c9e4b3f2a10/ggml-model-f16.gguf
+export_path:
+  description:
+    - The GGUF under a name in root's private directory C(/var/lib/labforge/users/USER/export/) (a hard link
+      to the checked file, or a copy on another file system), for root to fetch or ship without following a
+      link the service user may have swapped in at RV(gguf_path).
+  returned: when there is a GGUF (not in check mode)
+  type: str
+  sample: /var/lib/labforge/users/instructlab/export/train.gguf
 checkpoint_dir:
   description: The last checkpoint (C(training_results/checkpoint-N) for simple, C(checkpoints/) otherwise).
   returned: always (null in check mode before a run)
@@ -267,17 +279,18 @@ ilab_version:
   type: str
 '''
 
-import glob
 import os
 import re
-import shutil
+import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_runner import (
-    IlabRunner, ilab_argument_spec)
-from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_common import dotted_get
+    IlabRunner, ilab_argument_spec, run_guarded)
+from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_common import (
+    dotted_get, TRAIN_PATH_KEYS)
 from ansible_collections.labforge.instructlab.plugins.module_utils import _fingerprint as fpu
+from ansible_collections.labforge.instructlab.plugins.module_utils import _fs
 
 # Creates the data-dir storage directories ilab checks for (storage_dirs_exist)
 # under the run's private XDG_DATA_HOME.
@@ -333,22 +346,16 @@ def parse_final_loss(text):
         return None
 
 
-def read_text(path, max_bytes=8 * 1024 * 1024):
-    try:
-        with open(path, 'rb') as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - max_bytes))
-            return f.read().decode('utf-8', 'replace')
-    except (IOError, OSError):
-        return ''
+def newest(directory, prefix, suffix='.jsonl'):
+    """The newest regular file ``directory/prefix*suffix`` (None when there is none)."""
+    found = [(st.st_mtime, name) for name, st in _fs.scandir(directory)
+             if name.startswith(prefix) and name.endswith(suffix) and stat.S_ISREG(st.st_mode)]
+    return os.path.join(directory, sorted(found)[-1][1]) if found else None
 
 
-def newest(pattern):
-    found = glob.glob(pattern)
-    if not found:
-        return None
-    return sorted(found, key=lambda p: (os.path.getmtime(p), p))[-1]
+def numbered(paths):
+    """The path whose name holds the highest number (checkpoint-12, samples_3)."""
+    return sorted(paths, key=lambda d: int(re.sub(r'\D', '', os.path.basename(d)) or 0))[-1] if paths else None
 
 
 def resolve_data(module, eff):
@@ -365,15 +372,15 @@ def resolve_data(module, eff):
             return dict(train=files.get('train'), test=files.get('test'), source=m.get('dir'))
         msgs = files.get('skills_train_msgs') or files.get('messages')
         return dict(data=msgs, source=m.get('dir'))
-    if not os.path.exists(data_path):
+    if not _fs.exists(data_path):
         module.fail_json(msg='data_path %s does not exist' % data_path)
     if simple:
-        if os.path.isdir(data_path):
+        if _fs.isdir(data_path):
             train = os.path.join(data_path, 'train_gen.jsonl')
             test = os.path.join(data_path, 'test_gen.jsonl')
-            if not (os.path.isfile(train) and os.path.isfile(test)):
-                train = newest(os.path.join(data_path, 'train_*.jsonl'))
-                test = newest(os.path.join(data_path, 'test_*.jsonl'))
+            if not (_fs.isfile(train) and _fs.isfile(test)):
+                train = newest(data_path, 'train_')
+                test = newest(data_path, 'test_')
         else:
             train = data_path
             test = eff['test_data_path']
@@ -381,14 +388,12 @@ def resolve_data(module, eff):
                 base = os.path.basename(train)
                 cand = os.path.join(os.path.dirname(train),
                                     'test_' + base[len('train_'):] if base.startswith('train_') else 'test.jsonl')
-                test = cand if os.path.isfile(cand) else newest(
-                    os.path.join(os.path.dirname(train), 'test_*.jsonl'))
-        if not train or not test or not os.path.isfile(train) or not os.path.isfile(test):
+                test = cand if _fs.isfile(cand) else newest(os.path.dirname(train), 'test_')
+        if not train or not test or not _fs.isfile(train) or not _fs.isfile(test):
             module.fail_json(msg='no train/test jsonl pair found for data_path %s' % data_path)
         return dict(train=train, test=test, source=data_path)
-    if os.path.isdir(data_path):
-        data = newest(os.path.join(data_path, 'skills_train_msgs_*.jsonl')) or newest(
-            os.path.join(data_path, 'messages_*.jsonl'))
+    if _fs.isdir(data_path):
+        data = newest(data_path, 'skills_train_msgs_') or newest(data_path, 'messages_')
         if not data:
             module.fail_json(msg='no skills_train_msgs_*.jsonl or messages_*.jsonl in %s' % data_path)
         return dict(data=data, source=data_path)
@@ -418,21 +423,23 @@ def resolve(module, runner):
     )
     if eff['pipeline'] not in ('simple', 'full', 'accelerated'):
         module.fail_json(msg='unsupported pipeline %r' % eff['pipeline'])
-    if not eff['model_path'] or not os.path.exists(eff['model_path']):
+    if not eff['model_path'] or not _fs.exists(eff['model_path']):
         module.fail_json(msg='student model %r does not exist' % eff['model_path'])
     for opt, _flag in PASSTHROUGH:
         eff[opt] = p[opt]
+    # the train section (the profile) fills every flag not given: it shapes the result
+    eff['config'] = dict((k, v) for k, v in (cfg.get('train') or {}).items() if k not in TRAIN_PATH_KEYS)
     return eff
 
 
 def compute_inputs(eff, data, version, cache):
-    data_digests = dict((k, fpu.path_digest(v, cache)) for k, v in data.items()
+    data_digests = dict((k, _fs.path_digest(v, cache)) for k, v in data.items()
                         if k in ('train', 'test', 'data'))
     params = dict((k, eff[k]) for k in ['pipeline', 'device', 'num_epochs']
                   + [o for o, _f in PASSTHROUGH])
     return dict(step='ilab model train',
-                model=dict(path=eff['model_path'], digest=fpu.path_digest(eff['model_path'], cache)),
-                data=data_digests, params=params, ilab_version=version)
+                model=dict(path=eff['model_path'], digest=_fs.path_digest(eff['model_path'], cache)),
+                data=data_digests, params=params, config=eff['config'], ilab_version=version)
 
 
 def build_argv(runner, eff, data_arg, staging):
@@ -447,31 +454,35 @@ def build_argv(runner, eff, data_arg, staging):
     return runner.argv(['model', 'train'], opts)
 
 
+def subdirs(directory, prefix):
+    if not _fs.isdir(directory):
+        return []
+    return [os.path.join(directory, n) for n, st in _fs.scandir(directory)
+            if n.startswith(prefix) and stat.S_ISDIR(st.st_mode)]
+
+
 def collect(staging, pipeline):
     """Result paths relative to ``staging`` after a successful run."""
     out = dict(gguf=None, checkpoint=None, hf_model=None)
     if pipeline == 'simple':
         tr = os.path.join(staging, 'training_results')
-        ckpts = sorted(glob.glob(os.path.join(tr, 'checkpoint-*')),
-                       key=lambda d: int(re.sub(r'\D', '', os.path.basename(d)) or 0))
-        out['checkpoint'] = ckpts[-1] if ckpts else None
-        out['hf_model'] = os.path.join(tr, 'final') if os.path.isdir(os.path.join(tr, 'final')) else None
+        out['checkpoint'] = numbered(subdirs(tr, 'checkpoint-'))
+        out['hf_model'] = os.path.join(tr, 'final') if _fs.isdir(os.path.join(tr, 'final')) else None
         g = os.path.join(staging, 'xdg-data', 'instructlab', 'checkpoints', 'ggml-model-f16.gguf')
-        if os.path.isfile(g):
+        if _fs.isfile(g):
             dest = os.path.join(staging, 'ggml-model-f16.gguf')
-            os.rename(g, dest)
+            _fs.rename(g, dest)
             out['gguf'] = dest
     else:
         ck = os.path.join(staging, 'checkpoints')
-        out['checkpoint'] = ck if os.path.isdir(ck) else None
-        samples = glob.glob(os.path.join(ck, 'hf_format', 'samples_*'))
-        if samples:
-            out['hf_model'] = sorted(samples, key=lambda d: int(re.sub(r'\D', '', os.path.basename(d)) or 0))[-1]
-        ggufs = glob.glob(os.path.join(ck, '**', '*.gguf'), recursive=True)
+        out['checkpoint'] = ck if _fs.isdir(ck) else None
+        out['hf_model'] = numbered(subdirs(os.path.join(ck, 'hf_format'), 'samples_'))
+        ggufs = [(st.st_mtime, rel) for rel, kind, st, _l in (_fs.walk(ck) if out['checkpoint'] else [])
+                 if kind == 'file' and rel.endswith('.gguf')]
         if ggufs:
-            out['gguf'] = sorted(ggufs, key=os.path.getmtime)[-1]
-    shutil.rmtree(os.path.join(staging, 'xdg-data'), ignore_errors=True)
-    shutil.rmtree(os.path.join(staging, 'data-output'), ignore_errors=True)
+            out['gguf'] = os.path.join(ck, sorted(ggufs)[-1][1])
+    _fs.remove(os.path.join(staging, 'xdg-data'))
+    _fs.remove(os.path.join(staging, 'data-output'))
     return dict((k, os.path.relpath(v, staging) if v else None) for k, v in out.items())
 
 
@@ -514,30 +525,37 @@ def main():
         timeout=dict(type='int', default=0),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if not re.match(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$', module.params['name']):
+        module.fail_json(msg='name %r: use letters, digits, ".", "_" and "-"' % module.params['name'])
+    run_guarded(module, run_module)
+
+
+def run_module(module):
     p = module.params
-    if not re.match(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$', p['name']):
-        module.fail_json(msg='name %r: use letters, digits, ".", "_" and "-"' % p['name'])
     runner = IlabRunner.from_module(module)
     runner.check_user()
     runner.check_venv()
-    uid, gid = (runner.pw.pw_uid, runner.pw.pw_gid) if runner.pw else (None, None)
     version = runner.ilab_version()
 
     eff = resolve(module, runner)
     data = resolve_data(module, eff)
-    cache = fpu.DigestCache(os.path.join(runner.home, '.cache', 'labforge', 'digests.json'))
+    cache = _fs.DigestCache(os.path.join(runner.state, 'digests.json'))
     inputs = compute_inputs(eff, data, version, cache)
-    cache.save(uid, gid)
+    if not module.check_mode:
+        cache.save()
     fp = fpu.fingerprint(inputs)
     final = os.path.join(eff['output_dir'], '%s-%s' % (p['name'], fpu.short(fp)))
     log_name = 'ilab-model-train-' + p['name']
     log_path = runner.log_path_for(log_name)
 
-    existing = fpu.read_manifest(final)
-    done = fpu.valid_manifest(existing, fp, [final])
-    run = p['force'] or not done
+    def complete():
+        m = fpu.read_manifest(final)
+        return m if fpu.valid_manifest(m, fp, [final]) else None
+
+    existing = complete()
+    run = p['force'] or not existing
     simple = eff['pipeline'] == 'simple'
-    preview_staging = final + '.tmp-…'
+    preview_staging = final + fpu.STAGING_MARK + '...'
     preview_data = os.path.join(preview_staging, 'data') if simple else data['data']
     result = dict(changed=run, trained=run, fingerprint=fp, inputs=inputs, model_dir=final,
                   manifest_path=fpu.manifest_path(final), ilab_version=version, log_path=log_path,
@@ -546,75 +564,74 @@ def main():
                   data=dict((k, v) for k, v in data.items()),
                   gguf_path=None, checkpoint_dir=None, hf_model_dir=None, final_loss=None)
 
-    manifest = existing if done else None
+    manifest = existing
     if run and not module.check_mode:
         runner.ensure_dir(eff['output_dir'])
-        fpu.clean_stale_staging(final, family=p['name'] + '-')
-        staging = fpu.staging_dir(final)
-        runner.ensure_dir(staging, 0o755)
-        try:
-            if simple:
-                ddir = os.path.join(staging, 'data')
-                os.mkdir(ddir)
-                shutil.copyfile(data['train'], os.path.join(ddir, 'train_gen.jsonl'))
-                shutil.copyfile(data['test'], os.path.join(ddir, 'test_gen.jsonl'))
-                data_arg = ddir
-            else:
-                data_arg = data['data']
-            xdg = os.path.join(staging, 'xdg-data')
-            os.mkdir(xdg)
-            fpu.chown_tree(staging, uid, gid)
-            env = dict(XDG_DATA_HOME=xdg)
-            res = runner.python('prepare training data dir', MAKE_DATA_DIRS, env=env, cwd=staging)
-            if res.rc != 0:
-                runner.fail('prepare training data dir', res)
-            argv = build_argv(runner, eff, data_arg, staging)
-            job = runner.start('ilab model train', argv, env=env, cwd=staging, log_name=log_name)
-            fpu.write_owner(staging, job.pid)
-            res = job.wait(timeout=p['timeout'] or None)
-            loss = parse_final_loss(read_text(res.log_path))
-            result.update(cmd=res.cmd, log_path=res.log_path, status_path=job.status_path,
-                          duration=round(res.duration, 1), final_loss=loss)
-            if res.rc != 0:
-                runner.fail('ilab model train', res, fingerprint=fp, model_dir=final)
-            rel = collect(staging, eff['pipeline'])
-            if not rel['gguf'] and not rel['hf_model']:
-                runner.fail('ilab model train', res, fingerprint=fp,
-                            msg='ilab exited 0 but no trained model (GGUF or HF checkpoint) was found')
-            paths = dict((k, os.path.join(final, v) if v else None) for k, v in rel.items())
-            manifest = dict(fingerprint=fp, inputs=inputs, dir=final, gguf_path=paths['gguf'],
-                            checkpoint_dir=paths['checkpoint'], hf_model_dir=paths['hf_model'],
-                            final_loss=loss, ilab_version=version, cmd=res.cmd,
-                            log_path=res.log_path, duration=round(res.duration, 1),
-                            data=dict((k, v) for k, v in data.items()))
-            try:
-                os.unlink(os.path.join(staging, fpu.OWNER))
-            except OSError:
-                pass
-            fpu.write_manifest(staging, manifest, uid, gid)
-            fpu.chown_tree(staging, uid, gid)
-            if os.path.isdir(final):
-                old = final + fpu.STAGING_MARK + 'old-%d' % os.getpid()
-                os.rename(final, old)
-                os.rename(staging, final)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.rename(staging, final)
-        finally:
-            if os.path.isdir(staging):
-                shutil.rmtree(staging, ignore_errors=True)
+        family = re.escape(p['name'] + '-') + '[0-9a-f]{16}'
+        with fpu.Once(runner.state, runner.owner, final, family) as once:
+            manifest = None if p['force'] else complete()   # another run may have finished meanwhile
+            result['changed'] = result['trained'] = run = manifest is None
+            if run:
+                manifest = train(module, runner, once, eff, data, inputs, fp, version, log_name, result)
 
     if manifest:
         for key in ('gguf_path', 'checkpoint_dir', 'hf_model_dir', 'final_loss'):
             result[key] = manifest.get(key)
         if not run:
             result['log_path'] = manifest.get('log_path') or result['log_path']
+        if result['gguf_path'] and not module.check_mode:
+            result['export_path'] = _fs.export(result['gguf_path'], os.path.join(
+                _fs.private_dir(os.path.join(runner.state, 'export')), p['name'] + '.gguf'))
     if module._diff:
         after = dict(model_dir=final, fingerprint=fp, gguf_path=result['gguf_path'],
                      final_loss=result['final_loss'])
         result['diff'] = dict(before=summary(existing) if existing else dict(model_dir=None),
                               after=after, before_header=final, after_header=final)
     module.exit_json(**result)
+
+
+def train(module, runner, once, eff, data, inputs, fp, version, log_name, result):
+    """One ``ilab model train`` run in a staging directory; returns the manifest of the
+    result, renamed into place."""
+    p = module.params
+    owner = runner.owner
+    once.clean_stale()
+    staging = once.stage()
+    if eff['pipeline'] == 'simple':
+        ddir = runner.ensure_dir(os.path.join(staging, 'data'))
+        _fs.copy_file(data['train'], os.path.join(ddir, 'train_gen.jsonl'), 0o644, owner)
+        _fs.copy_file(data['test'], os.path.join(ddir, 'test_gen.jsonl'), 0o644, owner)
+        data_arg = ddir
+    else:
+        data_arg = data['data']
+    xdg = runner.ensure_dir(os.path.join(staging, 'xdg-data'))
+    env = dict(XDG_DATA_HOME=xdg)
+    res = runner.python('prepare training data dir', MAKE_DATA_DIRS, env=env, cwd=staging)
+    if res.rc != 0:
+        runner.fail('prepare training data dir', res)
+    argv = build_argv(runner, eff, data_arg, staging)
+    job = runner.start('ilab model train', argv, env=env, cwd=staging, log_name=log_name)
+    once.started(job.pid)
+    res = job.wait(timeout=p['timeout'] or None)
+    loss = parse_final_loss(res.log_text)
+    result.update(cmd=res.cmd, log_path=res.log_path, status_path=job.status_path,
+                  duration=round(res.duration, 1), final_loss=loss)
+    if res.rc != 0:
+        runner.fail('ilab model train', res, fingerprint=fp, model_dir=once.final)
+    rel = collect(staging, eff['pipeline'])
+    if not rel['gguf'] and not rel['hf_model']:
+        runner.fail('ilab model train', res, fingerprint=fp,
+                    msg='ilab exited 0 but no trained model (GGUF or HF checkpoint) was found')
+    final = once.final
+    paths = dict((k, os.path.join(final, v) if v else None) for k, v in rel.items())
+    manifest = dict(fingerprint=fp, inputs=inputs, dir=final, gguf_path=paths['gguf'],
+                    checkpoint_dir=paths['checkpoint'], hf_model_dir=paths['hf_model'],
+                    final_loss=loss, ilab_version=version, cmd=res.cmd,
+                    log_path=res.log_path, duration=round(res.duration, 1),
+                    data=dict((k, v) for k, v in data.items()))
+    fpu.write_manifest(staging, manifest, owner)
+    once.place()
+    return manifest
 
 
 if __name__ == '__main__':

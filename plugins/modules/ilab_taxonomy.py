@@ -16,13 +16,29 @@ description:
     C(TAXONOMY/<path>/qna.yaml).
   - Normalises each file as people do by hand (trailing whitespace stripped, CRLF to LF, exactly
     one final newline).
-  - Validates B(every) file before touching anything. Own checks, reported with the file and the
-    problem - UTF-8, YAML parses to a mapping, no tab characters, C(version), C(created_by),
-    C(task_description) (skills) or C(domain) and C(document) with C(repo), C(commit) and
-    C(patterns) (knowledge), seed example count and shape, duplicate questions, the path matching
-    the kind of file (C(knowledge/...) or C(compositional_skills/...)) and the seed-example word
-    limit. Then the installed InstructLab checks a staging copy with
-    C(ilab taxonomy diff --taxonomy-base empty) (its JSON schema and yamllint rules).
+  - Validates B(every) file before touching anything, in two steps, and reports each problem with
+    the file, the line and what is wrong.
+  - First its own checks, run with the python of O(venv) against the taxonomy schema installed
+    there (package C(instructlab-schema)). They agree with InstructLab's own validator
+    (C(instructlab.schema.taxonomy.TaxonomyParser), which C(ilab taxonomy diff) uses; checked over
+    every C(qna.yaml) in the history of the public InstructLab taxonomy repository). UTF-8; YAML
+    parses to one mapping; C(version) is one the installed schema knows (a file without C(version)
+    is read as version 1, as InstructLab does; versions 1 and 2 of knowledge are refused by
+    InstructLab); the keys, types, minimum counts and uniqueness the schema of that version asks
+    for (C(created_by), C(task_description) or C(domain), C(document) with C(repo), C(commit) and
+    C(patterns), C(document_outline), at least 5 seed examples in versions 2 and 3, at least 3
+    C(questions_and_answers) per knowledge example, no two identical seed examples, no unknown
+    keys); no duplicate keys; the path matching the kind of file (C(knowledge/...) or
+    C(compositional_skills/...)).
+  - A skill may ask the same question in several seed examples (a grounded skill asks it over
+    different contexts); only identical seed examples are refused, as InstructLab does.
+  - "This collection's own rules, stricter than InstructLab on purpose; each message says so and
+    names what relaxes it: no legacy version 1 files (O(allow_legacy)); the seed-example word limit
+    (O(max_words)); O(min_examples) when set; no YAML anchors or aliases (alias bombs); no duplicate
+    keys even in legacy version 1 files; no empty file."
+  - Then the installed InstructLab checks a staging copy with
+    C(ilab taxonomy diff --taxonomy-base empty) (O(ilab_check)). It also applies yamllint's warnings
+    as errors (indentation and the like) and fetches the documents of knowledge files.
   - All-or-nothing. When one file is bad, no file is written and the taxonomy tree is left
     byte-identical.
 author:
@@ -56,14 +72,15 @@ options:
         description:
           - Directory of the file inside the taxonomy, for example
             V(compositional_skills/writing/freeform/haiku) or V(knowledge/science/astronomy/moons)
-            (a trailing V(/qna.yaml) is accepted).
-        type: str
+            (a trailing V(/qna.yaml) is accepted). A string.
+        type: raw
         required: true
       content:
         description:
-          - The file's text. For a file on the controller use
+          - The file's text, a string (YAML data given here by mistake is refused, not converted;
+            use O(files[].data) for data). For a file on the controller use
             C("{{ lookup('ansible.builtin.file', 'qna.yaml') }}").
-        type: str
+        type: raw
       data:
         description: The file's content as YAML data (written as YAML, multi-line strings as blocks).
         type: dict
@@ -72,16 +89,28 @@ options:
         type: path
   max_words:
     description:
-      - Upper limit of the words (whitespace-separated) in the seed examples of one file (contexts,
-        questions and answers). InstructLab's generators work on a few thousand tokens; about 2,300
-        words of seed examples is the practical limit.
+      - This collection's upper limit of the words (whitespace-separated) in the seed examples of
+        one file (contexts, questions and answers). The taxonomy's own guidance is about 2,300
+        words, because InstructLab's generators work on a few thousand tokens; InstructLab itself
+        does not count.
+      - Between 1 and 1000000.
     type: int
     default: 2300
   min_examples:
     description:
-      - Least seed examples per file. Defaults to what the installed schema requires (5).
+      - Least seed examples per file, this collection's rule on top of the installed schema's own
+        minimum (5 in versions 2 and 3, 1 in version 1), which always applies.
+      - Between 1 and 1000. Unset, only the schema's minimum applies.
     type: int
-    default: 5
+  allow_legacy:
+    description:
+      - Accept the legacy version 1 format that InstructLab still reads for compositional skills
+        (C(version) 1, or no C(version) key at all). It is not linted, one seed example suffices and
+        an empty C(task_description) passes.
+      - By default a file must carry version 2 or later (3 is current with InstructLab 0.26.1); the
+        taxonomy repository's own CI refuses version 1 for new files.
+    type: bool
+    default: false
   ilab_check:
     description:
       - Run C(ilab taxonomy diff) on a staging copy. Knowledge files make InstructLab fetch their
@@ -115,8 +144,8 @@ files:
   type: list
   elements: dict
   sample:
-    - {path: compositional_skills/writing/freeform/haiku/qna.yaml, kind: skill, words: 312,
-       examples: 5, changed: true}
+    - {path: compositional_skills/writing/freeform/haiku/qna.yaml, kind: skill, version: 3,
+       words: 312, examples: 5, changed: true}
 changed_files:
   description: Relative paths of the files written (or that would be written).
   returned: always
@@ -126,24 +155,27 @@ word_counts:
   description: Seed-example word count per file.
   returned: always
   type: dict
+schema:
+  description: The installed taxonomy schema the files were checked against.
+  returned: when at least one file was checked
+  type: dict
+  sample: {package: 0.4.2, versions: [1, 2, 3], newest: 3}
 log_path:
   description: Log of the C(ilab taxonomy diff) check.
   returned: when O(ilab_check=true)
   type: str
 '''
 
+import inspect
+import json
 import os
-import shutil
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_runner import (
-    IlabRunner, ilab_argument_spec)
-from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_common import (
-    atomic_write)
-
-KINDS = {'knowledge': 'knowledge', 'compositional_skills': 'skill'}
+    IlabRunner, ilab_argument_spec, run_guarded)
+from ansible_collections.labforge.instructlab.plugins.module_utils import _fs
+from ansible_collections.labforge.instructlab.plugins.module_utils import _taxonomy
 
 
 def _strip_strings(data):
@@ -173,104 +205,34 @@ def rel_file(path):
     return norm + '/qna.yaml'
 
 
-def _words(text):
-    return len(str(text).split()) if text is not None else 0
+# The checks run with the venv's python: PyYAML and the installed taxonomy
+# schema live there (the host's python may have neither). The source of
+# module_utils/_taxonomy.py travels on stdin with the request.
+CHECK_SCRIPT = (
+    'import json, sys\n'
+    'request = json.load(sys.stdin)\n'
+    'scope = {"__name__": "labforge_taxonomy"}\n'
+    'exec(compile(request.pop("source"), "labforge_taxonomy.py", "exec"), scope)\n'
+    'print(json.dumps(scope["serve"](request)))\n'
+)
 
 
-def check_file(rel, text, max_words, min_examples, load):
-    """Own checks (``load``: YAML text -> data, ValueError when invalid). Returns (errors, info)."""
-    errors = []
-    info = dict(path=rel, kind=None, words=0, examples=0)
-    top = rel.split('/')[0]
-    if top not in KINDS:
-        errors.append('the path must start with knowledge/ or compositional_skills/')
-    for n, line in enumerate(text.split('\n'), 1):
-        if '\t' in line:
-            errors.append('line %d contains a tab character (YAML indentation must use spaces)' % n)
-            break
+def check_files(runner, files, options):
+    """[(rel, text)] -> reply of _taxonomy.serve (schema facts, one result per file)."""
+    runner.check_venv()
+    request = dict(source=inspect.getsource(_taxonomy), files=[dict(path=rel, text=text) for rel, text in files],
+                   options=options)
+    res = runner.python('check taxonomy files', CHECK_SCRIPT, data=json.dumps(request), changes_state=False)
+    if res.rc != 0:
+        runner.fail('check taxonomy files', res, msg='could not check the taxonomy files with %s'
+                    % runner.venv_python)
     try:
-        data = load(text)
-    except ValueError as e:
-        errors.append('invalid YAML: %s' % str(e).replace('\n', ' '))
-        return errors, info
-    if not isinstance(data, dict):
-        errors.append('the top level must be a mapping of keys to values')
-        return errors, info
-    kind = 'knowledge' if ('document' in data or 'domain' in data) else 'skill'
-    info['kind'] = kind
-    if top in KINDS and KINDS[top] != kind:
-        errors.append('a %s file (%s) must live under %s/, not %s/' % (
-            kind, 'has document/domain' if kind == 'knowledge' else 'no document/domain',
-            'knowledge' if kind == 'knowledge' else 'compositional_skills', top))
-    version = data.get('version')
-    if version is None:
-        errors.append('missing key: version')
-    elif not isinstance(version, int) or isinstance(version, bool):
-        errors.append('version must be an integer, got %r' % (version,))
-    for key in ('created_by',) + (('domain',) if kind == 'knowledge' else ('task_description',)):
-        v = data.get(key)
-        if v is None:
-            errors.append('missing key: %s' % key)
-        elif not isinstance(v, str) or not v.strip():
-            errors.append('%s must be a non-empty string' % key)
-    if kind == 'knowledge':
-        doc = data.get('document')
-        if not isinstance(doc, dict):
-            errors.append('missing key: document (with repo, commit, patterns)')
-        else:
-            for key in ('repo', 'commit', 'patterns'):
-                if not doc.get(key):
-                    errors.append('missing key: document.%s' % key)
-            if doc.get('patterns') is not None and not isinstance(doc.get('patterns'), list):
-                errors.append('document.patterns must be a list')
-        if not data.get('document_outline'):
-            errors.append('missing key: document_outline')
-    examples = data.get('seed_examples')
-    if not isinstance(examples, list):
-        errors.append('missing key: seed_examples (a list)')
-        return errors, info
-    info['examples'] = len(examples)
-    if len(examples) < min_examples:
-        errors.append('%d seed examples, at least %d are required' % (len(examples), min_examples))
-    words = 0
-    questions = {}
-    for i, ex in enumerate(examples, 1):
-        if not isinstance(ex, dict):
-            errors.append('seed example %d is not a mapping' % i)
-            continue
-        if kind == 'knowledge':
-            if not ex.get('context'):
-                errors.append('seed example %d has no context' % i)
-            words += _words(ex.get('context'))
-            qas = ex.get('questions_and_answers')
-            if not isinstance(qas, list) or len(qas) < 3:
-                errors.append('seed example %d needs at least 3 questions_and_answers' % i)
-                qas = qas if isinstance(qas, list) else []
-            pairs = [(i, qa) for qa in qas]
-        else:
-            words += _words(ex.get('context'))
-            pairs = [(i, ex)]
-        for idx, qa in pairs:
-            if not isinstance(qa, dict):
-                errors.append('seed example %d has an entry that is not a mapping' % idx)
-                continue
-            for key in ('question', 'answer'):
-                v = qa.get(key)
-                if not isinstance(v, str) or not v.strip():
-                    errors.append('seed example %d has no %s' % (idx, key))
-            q = qa.get('question')
-            words += _words(q) + _words(qa.get('answer'))
-            if isinstance(q, str) and q.strip():
-                keyq = ' '.join(q.split()).lower()
-                if keyq in questions:
-                    errors.append('duplicate question in seed examples %d and %d: %r'
-                                  % (questions[keyq], idx, q.strip()[:80]))
-                else:
-                    questions[keyq] = idx
-    info['words'] = words
-    if words > max_words:
-        errors.append('seed examples have %d words, over the limit of %d' % (words, max_words))
-    return errors, info
+        reply = json.loads(res.stdout)
+    except ValueError:
+        runner.fail('check taxonomy files', res, msg='unexpected output from the taxonomy check')
+    if reply.get('error'):
+        runner.module.fail_json(msg=reply['error'], step='check taxonomy files')
+    return reply
 
 
 def load_entry(entry, dump):
@@ -281,8 +243,7 @@ def load_entry(entry, dump):
     if entry.get('data') is not None:
         return dump(_strip_strings(entry['data']))
     if entry.get('src') is not None:
-        with open(entry['src'], 'rb') as f:
-            raw = f.read()
+        raw = _fs.read_bytes(entry['src'])
     else:
         raw = entry['content'] if isinstance(entry['content'], bytes) else entry['content'].encode('utf-8', 'surrogateescape')
     try:
@@ -297,22 +258,32 @@ def main():
     argument_spec.update(
         taxonomy_path=dict(type='path'),
         files=dict(type='list', elements='dict', required=True, options=dict(
-            path=dict(type='str', required=True),
-            content=dict(type='str'),
+            # raw, not str: Ansible would str() a list or mapping given by mistake
+            # (a mapping's repr even parses as YAML); the type is checked below.
+            path=dict(type='raw', required=True),
+            content=dict(type='raw'),
             data=dict(type='dict'),
             src=dict(type='path'),
         )),
-        max_words=dict(type='int', default=2300),
-        min_examples=dict(type='int', default=5),
+        max_words=dict(type='int', default=_taxonomy.MAX_WORDS_DEFAULT),
+        min_examples=dict(type='int'),
+        allow_legacy=dict(type='bool', default=False),
         ilab_check=dict(type='bool', default=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    run_guarded(module, deploy)
+
+
+def deploy(module):
     p = module.params
+    bad = _taxonomy.option_errors(p['max_words'], p['min_examples'])
+    if bad:
+        module.fail_json(msg='; '.join(bad))
     runner = IlabRunner.from_module(module)
     runner.check_user()
     taxonomy = p['taxonomy_path']
     if not taxonomy:
-        cfg = runner.read_config() if os.path.isfile(runner.config_path) else {}
+        cfg = runner.read_config()
         taxonomy = ((cfg.get('generate') or {}).get('taxonomy_path')
                     or os.path.join(runner.home, '.local', 'share', 'instructlab', 'taxonomy'))
         taxonomy = taxonomy.replace('~', runner.home, 1) if taxonomy.startswith('~') else taxonomy
@@ -322,6 +293,12 @@ def main():
     staged = []
     seen = set()
     for n, entry in enumerate(p['files'], 1):
+        wrong = [k for k in ('path', 'content') if entry.get(k) is not None and not isinstance(entry[k], str)]
+        if wrong:
+            problems.extend('files[%d].%s must be a string, got %s%s' % (
+                n, k, type(entry[k]).__name__, ' (use data: for YAML data)' if k == 'content' else '')
+                for k in wrong)
+            continue
         rel = rel_file(entry['path'])
         label = rel or entry['path']
         if rel is None:
@@ -337,37 +314,36 @@ def main():
             problems.append('%s: %s' % (label, e))
             continue
         text = normalize(text)
-        errors, info = check_file(rel, text, p['max_words'], p['min_examples'], runner.yaml_load)
-        for e in errors:
-            problems.append('%s: %s' % (rel, e))
+        info = dict(path=rel, kind=None, version=None, words=0, examples=0)    # filled by check_files
         target = os.path.join(taxonomy, rel)
-        old = None
-        if os.path.isfile(target):
-            with open(target, 'rb') as f:
-                old = f.read()
+        old = _fs.current(target)
         info['changed'] = old != text.encode('utf-8')
         staged.append((rel, text, old, info))
         result['files'].append(info)
-        result['word_counts'][rel] = info['words']
+    if staged:
+        reply = check_files(runner, [(rel, text) for rel, text, _old, _info in staged],
+                            dict(max_words=p['max_words'], min_examples=p['min_examples'],
+                                 allow_legacy=p['allow_legacy']))
+        result['schema'] = reply['schema']
+        for (rel, _text, _old, info), checked in zip(staged, reply['results']):
+            info.update(checked['info'])
+            result['word_counts'][rel] = info['words']
+            for error in checked['errors']:
+                if error['rule'] == 'unsupported' and p['ilab_check']:
+                    module.warn('%s: %s' % (rel, error['msg']))
+                else:
+                    problems.append('%s: %s' % (rel, _taxonomy.format_error(error)))
     if problems:
         module.fail_json(msg='%d problem(s) in the taxonomy files, nothing was written:\n%s'
                          % (len(problems), '\n'.join(problems)), problems=problems, **result)
 
     if p['ilab_check'] and staged:
         runner.check_venv()
-        stage = tempfile.mkdtemp(prefix='labforge-taxonomy-')
+        # root's own directory, readable by the service user who runs the check
+        stage = _fs.mkdtemp(_fs.TMPDIR, 'labforge-taxonomy-', 0o755)
         try:
             for rel, text, _old, _info in staged:
-                dst = os.path.join(stage, rel)
-                os.makedirs(os.path.dirname(dst), exist_ok=True)
-                with open(dst, 'w', encoding='utf-8') as f:
-                    f.write(text)
-            if runner.switch_user:
-                os.chmod(stage, 0o755)
-                for dirpath, dirnames, filenames in os.walk(stage):
-                    for name in dirnames + filenames:
-                        os.chown(os.path.join(dirpath, name), runner.pw.pw_uid, runner.pw.pw_gid)
-                os.chown(stage, runner.pw.pw_uid, runner.pw.pw_gid)
+                _fs.write(os.path.join(stage, rel), text, 0o644, mkdirs=True)
             argv = runner.argv(['taxonomy', 'diff'], [('--taxonomy-path', stage), ('--taxonomy-base', 'empty')])
             res = runner.run('ilab taxonomy diff', argv, changes_state=False, log_name='ilab-taxonomy-diff')
             result['log_path'] = res.log_path
@@ -377,10 +353,8 @@ def main():
                 runner.fail('ilab taxonomy diff', res,
                             msg='InstructLab rejected the taxonomy files, nothing was written', **result)
         finally:
-            shutil.rmtree(stage, ignore_errors=True)
+            _fs.remove(stage)
 
-    uid = runner.pw.pw_uid if runner.switch_user else None
-    gid = runner.pw.pw_gid if runner.switch_user else None
     diffs = []
     for rel, text, old, info in staged:
         if not info['changed']:
@@ -392,7 +366,7 @@ def main():
                           after=text))
         if not module.check_mode:
             runner.ensure_dir(os.path.dirname(os.path.join(taxonomy, rel)))
-            atomic_write(os.path.join(taxonomy, rel), text, mode=0o644, uid=uid, gid=gid)
+            _fs.write(os.path.join(taxonomy, rel), text, 0o644, runner.owner)
     result['changed'] = bool(result['changed_files'])
     if module._diff and diffs:
         result['diff'] = diffs

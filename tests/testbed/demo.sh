@@ -16,6 +16,7 @@ HOST=labforge-demo
 
 "$TESTBED_DIR/setup-host.sh"
 image=$("$TESTBED_DIR/build-image.sh")
+LABFORGE_TEST_IMAGE=$image "$TESTBED_DIR/selfcheck.sh"
 "$TESTBED_DIR/artefacts.sh"
 
 if [[ "$(podman container inspect -f '{{.State.Running}}' "$HOST" 2>/dev/null)" != "true" ]]; then

@@ -13,3 +13,13 @@ mkdir -p "${LABFORGE_CACHE}"
 
 log() { printf '[testbed] %s\n' "$*" >&2; }
 die() { printf '[testbed] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# Scripts run outside make (benchmarks) call this: the project's controller
+# venv (ansible-playbook, molecule) on PATH and the collection built, both
+# made when missing.
+use_controller_venv() {
+  local repo
+  repo="$(cd "$TESTBED_DIR/../.." && pwd)"
+  make -C "$repo" --no-print-directory venv build >&2
+  export PATH="$repo/.venv/bin:$PATH"
+}

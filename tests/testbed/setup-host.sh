@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the test bed needs on this (Debian) controller, only when
-# missing. runc is installed in the SAME apt command as podman: otherwise apt
-# picks crun, which cannot run containers on these hosts.
+# missing: the packages of host-packages.txt. runc is installed in the SAME
+# apt command as podman: otherwise apt picks crun, which cannot run
+# containers on these hosts.
 set -euo pipefail
 # shellcheck source=tests/testbed/env.sh
 . "$(dirname "$0")/env.sh"
 
-want=(podman runc debootstrap golang-github-containernetworking-plugin-dnsname skopeo docker-registry apache2-utils shellcheck git openssl)
+mapfile -t want < <(sed -e 's/#.*//' "$TESTBED_DIR/host-packages.txt" | awk 'NF {print $1}')
 missing=()
 for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
@@ -22,3 +23,13 @@ if ((${#missing[@]})); then
 else
   log "host packages present"
 fi
+# A labforge network created before the dnsname plugin was installed keeps
+# dns_enabled: false for ever: remove it while no container uses it (the
+# scenarios create it again, now with name resolution).
+while read -r net; do
+  [[ -n "$net" ]] || continue
+  if [[ "$(podman network inspect -f '{{.DNSEnabled}}' "$net")" != "true" ]] &&
+     [[ -z "$(podman ps -aq --filter "network=$net")" ]]; then
+    podman network rm "$net" >/dev/null && log "removed podman network $net (created without name resolution)"
+  fi
+done < <(podman network ls --format '{{.Name}}' | grep '^labforge' || true)

@@ -3,6 +3,8 @@
 The collection must sit under ``<dir>/ansible_collections/labforge/instructlab``
 to be imported by its FQCN. When the checkout is not already laid out like that
 (a plain clone), a link is made in a private directory and put on sys.path.
+The directory is per checkout: two checkouts (git worktrees) tested at the same
+time must not re-point one shared link under each other.
 """
 
 import hashlib
@@ -19,10 +21,8 @@ def _collections_dir():
             and os.path.basename(parent) == "labforge"
             and os.path.basename(os.path.dirname(parent)) == "ansible_collections"):
         return os.path.dirname(os.path.dirname(parent))
-    # one directory per checkout: two checkouts (worktrees) of one user must not
-    # redirect each other's link
-    base = os.path.join(tempfile.gettempdir(), "labforge-unit-%d-%s" % (
-        os.getuid(), hashlib.sha256(ROOT.encode("utf-8")).hexdigest()[:12]))
+    base = os.path.join(tempfile.gettempdir(), "labforge-unit-%d-%s"
+                        % (os.getuid(), hashlib.sha256(ROOT.encode()).hexdigest()[:12]))
     link = os.path.join(base, "ansible_collections", "labforge", "instructlab")
     os.makedirs(os.path.dirname(link), exist_ok=True)
     if os.path.realpath(link) != ROOT:

@@ -7,6 +7,7 @@ reports the run_report callback wrote for the converge and idempotence runs.
 import glob
 import json
 import os
+import re
 
 import pytest
 
@@ -58,8 +59,18 @@ def test_endpoint_answers(host):
     assert models["data"], out
 
 
+def test_serve_units_exposure(host):
+    """`systemd-analyze security` of the rendered serve units: exposure at most 2.5 (printed)."""
+    for unit in ("labforge-ilab-serve-teacher.service", "labforge-ilab-serve-main.service"):
+        out = host.check_output("systemd-analyze security --no-pager %s" % unit)
+        level = re.search(r"Overall exposure level for \S+: ([0-9.]+) \S+", out)
+        assert level, out[-2000:]
+        print(level.group(0))
+        assert float(level.group(1)) <= 2.5, out
+
+
 def test_ilab_on_service_user_path(host):
-    out = host.check_output("runuser -l instructlab -c 'ilab --version'")
+    out = host.check_output("runuser -l instructlab -s /bin/bash -c 'ilab --version'")
     assert "0.26.1" in out
 
 

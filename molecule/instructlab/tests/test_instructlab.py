@@ -1,6 +1,7 @@
 """Checks of role labforge.instructlab.instructlab on the fleet lfil-1, lfil-2."""
 
 import json
+import os
 import shlex
 
 import pytest
@@ -12,8 +13,9 @@ USER = "instructlab"
 
 
 def as_user(host, cmd):
-    """Run cmd in the service user's login shell (its PATH, its HOME)."""
-    return host.run("su - %s -c %s" % (USER, shlex.quote(cmd)))
+    """Run cmd in a login shell of the service user (its PATH, its HOME). The account has no
+    login shell of its own (nologin): root names one."""
+    return host.run("su -s /bin/bash - %s -c %s" % (USER, shlex.quote(cmd)))
 
 
 def manifest(host):
@@ -50,16 +52,64 @@ def test_locked_versions_installed(host):
     assert pins["instructlab"] == "0.26.1"
 
 
-def test_venv_is_an_owned_symlinked_build(host):
+def test_venv_is_roots_and_only_readable_by_the_service_user(host):
     link = host.file(VENV)
     assert link.is_symlink
     target = link.linked_to
     assert target.startswith("/opt/instructlab/venvs/0.26.1-cpu-")
-    assert host.file(target).user == USER
-    assert host.file(target + "/bin/ilab").user == USER
-    assert host.file(target + "/lib/python3.11/site-packages/instructlab").user == USER
+    assert host.file(target).user == "root"
+    assert host.file(target + "/bin/ilab").user == "root"
+    # nothing in it belongs to another account or is writable by one
+    foreign = host.run("find %s \\( ! -user root -o -perm /002 -o \\( -perm /020 ! -group root \\) \\) "
+                       "! -type l -print -quit" % target)
+    assert foreign.rc == 0 and foreign.stdout == "", foreign.stdout
+    # the service user cannot plant a .pth (or anything) in it
+    site = target + "/lib/python3.11/site-packages"
+    out = as_user(host, "touch %s/lf-planted.pth" % site)
+    assert out.rc != 0 and "Permission denied" in out.stderr
+    assert not host.file(site + "/lf-planted.pth").exists
+    # byte code was compiled at install time (the user cannot write __pycache__)
+    assert host.file(site + "/instructlab/__pycache__").is_directory
     # only the active build is kept
     assert host.run("ls /opt/instructlab/venvs").stdout.split() == [target.rsplit("/", 1)[1]]
+
+
+def test_service_user_has_no_login_shell(host):
+    entry = host.run("getent passwd %s" % USER).stdout.strip().split(":")
+    assert entry[6] == "/usr/sbin/nologin"
+    assert host.run("su - %s -c true" % USER).rc != 0
+
+
+def test_path_comes_from_a_root_owned_snippet_not_the_home(host):
+    snippet = host.file("/etc/profile.d/labforge-instructlab.sh")
+    assert snippet.user == "root" and snippet.mode == 0o644
+    assert VENV + "/bin" in snippet.content_string
+    for name in (".profile", ".bashrc"):
+        home_file = host.file("/var/lib/instructlab/" + name)
+        assert not home_file.exists or "labforge.instructlab" not in home_file.content_string
+
+
+def test_installer_settings_are_root_only(host):
+    etc = host.file("/opt/instructlab/etc")
+    assert etc.user == "root" and etc.mode == 0o700
+    for name in ("pip.conf", "uv.toml"):
+        conf = host.file("/opt/instructlab/etc/" + name)
+        assert conf.user == "root" and conf.mode == 0o600, name
+    assert "cert = /etc/ssl/certs/labforge-host-ca.crt" in host.file("/opt/instructlab/etc/pip.conf").content_string
+
+
+def test_uv_came_from_its_pinned_sha256(host):
+    req = host.file("/opt/instructlab/etc/uv-requirements.txt").content_string
+    assert req.splitlines()[2] == "uv==0.13.9 \\"
+    # uv 0.13.9's manylinux x86_64 wheel on PyPI
+    assert "--hash=sha256:d7f459fe4fd247d830351c75686d3996ace3c6f3f728eb0e85a30b7ada0cef19" in req
+    assert host.run("/opt/instructlab/tools/bin/uv --version").stdout.split()[1] == "0.13.9"
+
+
+def test_install_checks_ran_as_the_service_user(host):
+    log = host.file("/var/log/labforge/instructlab-install.log").content_string
+    for step in ("pip check", "verify imports", "ilab --version"):
+        assert "%s (as instructlab) rc=0" % step in log, step
 
 
 def test_manifest_records_the_install(host):
@@ -111,3 +161,20 @@ def test_install_log_names_the_steps(name):
     assert "WHEELHOUSE HIT llama-cpp-python==0.3.6" in log
     assert "--require-hashes --only-binary :all:" in log
     assert "==== done in" in log
+
+
+def test_wheels_match_the_controllers_record():
+    """Every wheelhouse wheel the venvs were built from has the sha256 the controller recorded
+    when it was compiled (the record lives on the controller, not in the shared wheelhouse)."""
+    cache = os.environ.get("LABFORGE_CACHE", "/var/cache/labforge")
+    run = os.environ.get("LABFORGE_WHEELHOUSE_RUN") or "shared"
+    with open(os.path.join(cache, "wheelhouse-records", run + ".json"), encoding="utf-8") as fh:
+        record = json.load(fh)
+    h = testinfra.get_host("podman://" + HOSTS[0])
+    wheels = manifest(h)["installed"]["wheels"]
+    assert sorted(wheels) == ["llama-cpp-python", "pylatexenc", "rouge-score", "sqlitedict", "word2number"]
+    for pkg, entry in wheels.items():
+        files = record[entry["dir"]]["files"]
+        assert len(files) == 1 and list(files)[0].endswith(".whl"), (pkg, files)
+        for name, digest in files.items():
+            assert h.file(entry["dir"] + "/" + name).sha256sum == digest

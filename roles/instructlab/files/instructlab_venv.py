@@ -15,15 +15,23 @@ stdout is a JSON object for the role; everything the tools print goes to the
 plan's log file.
 
 install steps: create the venv -> install every locked wheel with hashes and
---only-binary (nothing compiled; skipped when `locked` did it for this plan) -> take each source-only package from the
-wheelhouse, compiling it into the wheelhouse first when it is missing there
-and this host may build -> install those wheels (sha256 checked) ->
-`pip check` -> as the service user: import torch/llama_cpp/instructlab,
-`ilab --version`, and on the cuda accelerator the GPU check (llama.cpp
-offloads, torch sees gpu_info's GPUs; on failure the cause: wheel without
-CUDA, no driver library, missing CUDA runtime libraries, no device nodes,
-driver too old) -> write labforge-manifest.json -> chown to the service user.
-Any failure removes the new directory; the active venv is never touched.
+--only-binary (nothing compiled; skipped when `locked` did it for this plan) ->
+copy each source-only package's wheel from the wheelhouse into a private
+directory, checking it against the sha256 the controller recorded when it was
+compiled (the plan's `files`; nothing beside the wheels in a shared wheelhouse
+is trusted) -> install those copies -> as the service user: `pip check`,
+import torch/llama_cpp/instructlab, `ilab --version`, and on the cuda
+accelerator the GPU check (llama.cpp offloads, torch sees gpu_info's GPUs;
+on failure the cause: wheel without CUDA, no driver library, missing CUDA
+runtime libraries, no device nodes, driver too old) ->
+write labforge-manifest.json. The venv stays root's (0755/0644): the service
+user can read and run it, never change it. Any failure removes the new
+directory; the active venv is never touched.
+
+Root never runs the active venv's python before checking that every entry of
+it is root's and writable by no other account (`probe`). Index and proxy
+credentials come from root-only files (the plan, pip.conf, uv.toml), never
+from the command line, and are masked in the log.
 """
 
 import datetime
@@ -35,6 +43,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -54,6 +63,15 @@ class Failure(Exception):
     pass
 
 
+# scheme://userinfo@ in URLs (index and proxy credentials)
+_URL_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+
+
+def mask(text):
+    """TEXT with the credentials of every URL in it replaced by ********."""
+    return _URL_CREDENTIALS.sub(r"\1********@", text)
+
+
 class Log(object):
     def __init__(self, path):
         self.path = path
@@ -65,7 +83,7 @@ class Log(object):
             self.fh = sys.stderr
 
     def line(self, msg):
-        self.fh.write("[%s %s] %s\n" % (now(), self.host, msg))
+        self.fh.write("[%s %s] %s\n" % (now(), self.host, mask(msg)))
         self.fh.flush()
 
     def append_to(self, other):
@@ -84,64 +102,130 @@ class Log(object):
 
 
 def run(log, argv, env=None, cwd=None, what=None):
-    """Run argv with its output appended to the log; raise Failure on rc != 0."""
+    """Run argv with its output appended to the log (URL credentials masked); raise Failure on rc != 0."""
     log.line("$ " + " ".join(argv))
     start = time.time()
-    proc = subprocess.run(argv, env=env, cwd=cwd, stdout=log.fh, stderr=subprocess.STDOUT,
-                          stdin=subprocess.DEVNULL, check=False)
+    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, universal_newlines=True, errors="replace")
+    for text in proc.stdout:
+        log.fh.write(mask(text))
+        log.fh.flush()
+    proc.wait()
     log.line("rc=%d in %.1fs" % (proc.returncode, time.time() - start))
     if proc.returncode != 0:
-        raise Failure("%s failed (rc %d): %s" % (what or argv[0], proc.returncode, " ".join(argv)))
+        raise Failure(mask("%s failed (rc %d): %s" % (what or argv[0], proc.returncode, " ".join(argv))))
     return time.time() - start
 
 
-def capture(argv, env=None, user=None):
-    """(rc, stdout, stderr) of argv; as USER (its groups, home and a readable cwd) when given."""
-    kwargs = {}
-    if user and user != "root" and os.geteuid() == 0:
-        pw = pwd.getpwnam(user)
-        kwargs = {"user": pw.pw_uid, "group": pw.pw_gid, "cwd": pw.pw_dir if os.path.isdir(pw.pw_dir) else "/",
-                  "extra_groups": [g for g in os.getgrouplist(user, pw.pw_gid) if g != pw.pw_gid]}
-        env = dict(env if env is not None else os.environ, HOME=pw.pw_dir, USER=user, LOGNAME=user)
+def capture(argv, env=None, **kwargs):
     proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           stdin=subprocess.DEVNULL, check=False, universal_newlines=True, **kwargs)
     return proc.returncode, proc.stdout, proc.stderr
 
 
-def sha256(path):
+def as_user(plan, venv):
+    """(subprocess arguments, environment) that run a command as the plan's service user.
+
+    A minimal environment: the user's HOME, the venv's bin first on PATH, nothing
+    of root's (no proxies, no credentials, no config files)."""
+    name = plan.get("user") or "root"
+    try:
+        pw = pwd.getpwnam(name)
+    except KeyError:
+        raise Failure("the service user %s does not exist" % name)
+    env = {"HOME": pw.pw_dir, "USER": name, "LOGNAME": name, "LANG": "C.UTF-8",
+           "PATH": os.path.join(venv, "bin") + os.pathsep + "/usr/local/bin:/usr/bin:/bin"}
+    if pw.pw_uid == os.geteuid():
+        return {"cwd": "/"}, env
+    # its supplementary groups too, as its services get them (GPU device nodes may be video/render's)
+    groups = [g for g in os.getgrouplist(name, pw.pw_gid) if g != pw.pw_gid]
+    return {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": groups, "cwd": "/"}, env
+
+
+def sha256_fd(fd, copy_to=None):
+    """sha256 of what FD reads, written to COPY_TO (a file object) as it is read."""
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    while True:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return h.hexdigest()
+        h.update(chunk)
+        if copy_to is not None:
+            copy_to.write(chunk)
 
 
-def wheel_dir_ok(path):
-    """A wheelhouse entry is usable when SHA256SUMS lists wheels that match."""
-    sums = os.path.join(path, "SHA256SUMS")
-    if not os.path.isfile(sums):
-        return False
-    with open(sums, encoding="utf-8") as fh:
-        entries = [line.split() for line in fh if line.strip()]
-    if not entries:
-        return False
-    for digest, name in entries:
-        wheel = os.path.join(path, name)
-        if not os.path.isfile(wheel) or sha256(wheel) != digest:
-            return False
-    return True
+def open_regular(path):
+    """A read-only fd of PATH, a regular file reached without following a link at its end."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError("%s is not a regular file" % path)
+    return fd
 
 
-def wheels_in(path):
-    with open(os.path.join(path, "SHA256SUMS"), encoding="utf-8") as fh:
-        return [os.path.join(path, line.split()[1]) for line in fh if line.strip()]
+def wheel_files(wheel):
+    """{file name: sha256} the controller recorded for a wheelhouse entry ({} when none)."""
+    files = wheel.get("files") or {}
+    for name in files:
+        if os.path.basename(name) != name or not name.endswith(".whl"):
+            raise Failure("wheelhouse record for %s names %r, not a wheel file name" % (wheel["dir"], name))
+    return files
+
+
+def wheel_mismatch(wheel):
+    """Why a wheelhouse entry cannot be used ('' when every wheel matches the recorded sha256)."""
+    files = wheel_files(wheel)
+    if not files:
+        return "no sha256 recorded on the controller"
+    for name, digest in sorted(files.items()):
+        path = os.path.join(wheel["dir"], name)
+        try:
+            fd = open_regular(path)
+        except OSError as exc:
+            return "%s: %s" % (path, exc.strerror or exc)
+        try:
+            got = sha256_fd(fd)
+        finally:
+            os.close(fd)
+        if got != digest:
+            return "%s has sha256 %s, the controller recorded %s" % (path, got, digest)
+    return ""
+
+
+def wheel_dir_ok(wheel):
+    """A wheelhouse entry is usable when every wheel the controller recorded for it matches."""
+    return not wheel_mismatch(wheel)
+
+
+def stage_wheels(wheels, dest):
+    """Copy each entry's recorded wheels into DEST (private), checking the sha256 of what was copied.
+
+    Installing from the copies closes the window between the check and the
+    install, in which a shared wheelhouse could change."""
+    staged = []
+    for wheel in wheels:
+        for name, digest in sorted(wheel_files(wheel).items()):
+            src = os.path.join(wheel["dir"], name)
+            target = os.path.join(dest, name)
+            fd = open_regular(src)
+            try:
+                with open(target, "xb") as out:
+                    got = sha256_fd(fd, out)
+            finally:
+                os.close(fd)
+            if got != digest:
+                raise Failure("wheelhouse file %s has sha256 %s, the controller recorded %s" % (src, got, digest))
+            staged.append(target)
+    return staged
 
 
 def build_info(path):
-    """Who compiled a wheelhouse entry, and when (its BUILD-INFO.json)."""
+    """Who compiled a wheelhouse entry, and when (its BUILD-INFO.json; informational only)."""
     try:
-        with open(os.path.join(path, "BUILD-INFO.json"), encoding="utf-8") as fh:
+        with os.fdopen(open_regular(os.path.join(path, "BUILD-INFO.json")), encoding="utf-8") as fh:
             data = json.load(fh)
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
     except (OSError, ValueError):
         return {"built_by": None, "dir": path}
     out = {k: data.get(k) for k in ("built_by", "started", "finished", "seconds", "cmake_args")}
@@ -185,16 +269,67 @@ def venv_versions(python, names):
     return json.loads(out.strip().splitlines()[-1]), None
 
 
+def _foreign(st, ancestor=False):
+    """Whether an entry with lstat ST is another account's, or one it can write.
+
+    A sticky directory above (/tmp) is fine: others cannot replace root's entries in it.
+    (Root is the account this runs as; a test run by another account trusts itself.)"""
+    if st.st_uid not in (0, os.geteuid()):
+        return True
+    if stat.S_ISLNK(st.st_mode) or (ancestor and st.st_mode & stat.S_ISVTX):
+        return False
+    return bool(st.st_mode & 0o002 or (st.st_mode & 0o020 and st.st_gid != 0))
+
+
+def _describe(path, st):
+    try:
+        owner = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        owner = "uid %d" % st.st_uid
+    return "%s (owner %s, mode %04o)" % (path, owner, stat.S_IMODE(st.st_mode))
+
+
+def foreign_entry(top):
+    """The first path from / down to TOP, or under TOP (links not followed), that
+    another account owns or can write; None when root alone controls all of it."""
+    real = os.path.realpath(top)
+    for named in (os.path.abspath(top), real):
+        parts = named.split(os.sep)
+        for i in range(1, len(parts)):
+            path = os.sep.join(parts[:i]) or os.sep
+            st = os.lstat(path)
+            if _foreign(st, ancestor=True):
+                return _describe(path, st)
+    st = os.lstat(real)
+    if _foreign(st):
+        return _describe(real, st)
+    for dirpath, dirnames, filenames in os.walk(real):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            if _foreign(st):
+                return _describe(path, st)
+    return None
+
+
 def probe(req):
-    """Compare the active venv with the desired manifest; list missing wheels."""
+    """Compare the active venv with the desired manifest; list missing wheels.
+
+    Root runs the venv's python here only after foreign_entry() found nothing
+    another account could have planted (a .pth file, a module)."""
     venv = req["venv"]
     result = {"install_needed": True, "reason": "", "current": None, "target": None,
-              "missing_wheels": [w["name"] for w in req.get("wheels", []) if not wheel_dir_ok(w["dir"])]}
+              "missing_wheels": [w["name"] for w in req.get("wheels", []) if not wheel_dir_ok(w)]}
     manifest_path = os.path.join(venv, MANIFEST)
     if not os.path.isdir(venv):
         result["reason"] = "no venv at %s" % venv
         return result
     result["target"] = os.path.realpath(venv)
+    foreign = foreign_entry(venv)
+    if foreign:
+        result["reason"] = ("%s is not root's alone: %s; a new root-owned venv replaces it "
+                            "(root never runs code another account can change)" % (venv, foreign))
+        return result
     if not os.path.isfile(manifest_path):
         result["reason"] = "%s has no %s (not built by this role)" % (venv, MANIFEST)
         return result
@@ -232,8 +367,27 @@ def probe(req):
 # ---------------------------------------------------------------- install
 
 
+def _publish(log, tmp, target):
+    """Move the new entry TMP to TARGET, replacing an entry there (one the
+    controller has no record of, or whose wheels no longer match it)."""
+    try:
+        os.rename(tmp, target)
+        return
+    except OSError:
+        if not os.path.isdir(target) or os.path.islink(target):
+            raise
+    old = tempfile.mkdtemp(prefix=".old-%s-" % os.path.basename(target), dir=os.path.dirname(target))
+    os.rename(target, os.path.join(old, "entry"))
+    os.rename(tmp, target)
+    log.line("replaced %s (its wheels were not the ones the controller recorded)" % target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def build_wheel(log, plan, py, wheel, env):
-    """Compile one source-only package into its wheelhouse dir (atomic rename)."""
+    """Compile one source-only package into its wheelhouse dir (atomic rename).
+
+    Returns (seconds, {wheel file name: sha256}): the sha256 is taken from the
+    wheel as built, before it is published, for the controller's record."""
     name, target = wheel["name"], wheel["dir"]
     parent = os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
@@ -247,13 +401,12 @@ def build_wheel(log, plan, py, wheel, env):
             benv.update(plan.get("build_env") or {})
         # --no-binary for this package only: ":all:" would also compile its build
         # dependencies (scikit-build-core, ...) from source in the isolated build env;
-        # --use-pep517: setup.py-only sdists (pylatexenc) get setuptools+wheel there too
+        # --use-pep517: setup.py-only sdists (pylatexenc) get setuptools+wheel there too.
+        # The index (and its credentials) comes from PIP_CONFIG_FILE, not the command line.
         argv = [py, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir", "--require-hashes",
                 "--no-binary", name, "--use-pep517", "-r", req, "-w", tmp]
         if not wheel.get("isolation", True):
             argv.insert(4, "--no-build-isolation")
-        if plan.get("index_url"):
-            argv += ["--index-url", plan["index_url"]]
         log.line("BUILD START %s==%s -> %s (CMAKE_ARGS=%r)" % (
             name, wheel["version"], target, benv.get("CMAKE_ARGS", "")))
         started = now()
@@ -262,22 +415,20 @@ def build_wheel(log, plan, py, wheel, env):
         if len(built) != 1:
             raise Failure("compiling %s gave %d wheels" % (name, len(built)))
         os.unlink(req)
-        with open(os.path.join(tmp, "SHA256SUMS"), "w", encoding="utf-8") as fh:
-            fh.write("%s  %s\n" % (sha256(os.path.join(tmp, built[0])), built[0]))
+        fd = open_regular(os.path.join(tmp, built[0]))
+        try:
+            files = {built[0]: sha256_fd(fd)}
+        finally:
+            os.close(fd)
         with open(os.path.join(tmp, "BUILD-INFO.json"), "w", encoding="utf-8") as fh:
             json.dump({"package": name, "version": wheel["version"], "built_by": log.host,
                        "started": started, "finished": now(), "seconds": round(seconds, 1),
-                       "cmake_args": benv.get("CMAKE_ARGS", "") if wheel.get("native") else ""},
-                      fh, indent=2)
+                       "cmake_args": benv.get("CMAKE_ARGS", "") if wheel.get("native") else "",
+                       "files": files}, fh, indent=2)
         os.chmod(tmp, 0o755)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not wheel_dir_ok(target):
-                raise
-            log.line("%s was published by another host meanwhile; using that" % target)
+        _publish(log, tmp, target)
         log.line("BUILD DONE %s in %.1fs" % (name, seconds))
-        return round(seconds, 1)
+        return round(seconds, 1), files
     finally:
         if os.path.isdir(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
@@ -456,41 +607,46 @@ def gpu_cause(plan, info, diag):
 
 
 def verify(log, plan, venv):
-    """Import the stack, as the service user runs it, and check the GPU on the cuda accelerator."""
+    """As the service user: pip check, import the stack, ilab --version, and on the cuda
+    accelerator the GPU check (instructlab_verify_gpu)."""
     py = os.path.join(venv, "bin", "python")
-    user = plan.get("owner")
-    env = base_env(plan)
-    env["PATH"] = os.path.join(venv, "bin") + os.pathsep + env.get("PATH", "/usr/bin:/bin")
+    kwargs, env = as_user(plan, venv)
+    who = plan.get("user") or "root"
+    rc, out, err = capture([py, "-m", "pip", "check"], env=env, **kwargs)
+    log.line("pip check (as %s) rc=%d %s %s" % (who, rc, out.strip(), err.strip()[-2000:]))
+    if rc != 0:
+        raise Failure("pip check (as %s) failed: %s" % (who, (out + err).strip()[-600:]))
     check_gpu = bool(plan.get("verify_gpu"))
     cuda = plan["desired"]["accelerator"] == "cuda"
     # a cuda build loads libcuda.so.1 with llama_cpp: a GPU-less builder (verify_gpu false) cannot import it
     import_llama = check_gpu or not cuda
     rc, out, err = capture([py, "-c", VERIFY_CODE, "1" if check_gpu else "0", "1" if import_llama else "0"],
-                           env=env, user=user)
-    log.line("verify imports as %s rc=%d %s %s" % (user, rc, out.strip(), err.strip()[-2000:]))
+                           env=env, **kwargs)
+    log.line("verify imports (as %s) rc=%d %s %s" % (who, rc, out.strip(), err.strip()[-2000:]))
     info = _last_json(out) if rc == 0 else None
     if info is None:
-        raise Failure("verifying the venv as %s failed (rc %d): %s" % (user, rc, (err or out).strip()[-600:]))
+        raise Failure("import torch, llama_cpp, instructlab (as %s) failed (rc %d): %s" % (
+            who, rc, (err or out).strip()[-600:]))
     broken = [info[k] for k in ("torch_error", "instructlab_error") if info.get(k)]
     if info.get("llama_error") and not check_gpu:
         broken.append(info["llama_error"])
     if broken:
-        raise Failure("import torch, llama_cpp, instructlab failed: %s" % "; ".join(broken))
-    rc, out, err = capture([os.path.join(venv, "bin", "ilab"), "--version"], env=env, user=user)
-    log.line("ilab --version rc=%d %s %s" % (rc, out.strip(), err.strip()[-2000:]))
+        raise Failure("import torch, llama_cpp, instructlab (as %s) failed: %s" % (who, "; ".join(broken)))
+    rc, out, err = capture([os.path.join(venv, "bin", "ilab"), "--version"], env=env, **kwargs)
+    log.line("ilab --version (as %s) rc=%d %s %s" % (who, rc, out.strip(), err.strip()[-2000:]))
     if rc != 0:
-        raise Failure("ilab --version failed: %s" % (err or out).strip()[-600:])
+        raise Failure("ilab --version (as %s) failed: %s" % (who, (err or out).strip()[-600:]))
     info["ilab_version_output"] = out.strip()
     want = plan["desired"]["instructlab_version"]
     if want not in out:
         raise Failure("ilab --version printed %r, expected version %s" % (out.strip(), want))
     if cuda:
-        rc, out, err = capture([py, "-c", GPU_DIAG_CODE], env=env, user=user)
+        rc, out, err = capture([py, "-c", GPU_DIAG_CODE], env=env, **kwargs)
         diag = _last_json(out) if rc == 0 else None
         log.line("GPU runtime facts rc=%d %s %s" % (rc, json.dumps(diag), err.strip()[-1000:]))
         if diag is None:
             raise Failure("reading the GPU runtime facts as %s failed (rc %d): %s" % (
-                user, rc, (err or out).strip()[-600:]))
+                who, rc, (err or out).strip()[-600:]))
         if diag.get("cuda_lib") is None:
             raise Failure(gpu_cause(plan, info, diag))
         info["cuda_needed"] = diag.get("needed")
@@ -503,7 +659,7 @@ def verify(log, plan, venv):
         if cause:
             raise Failure("the GPU check failed (as %s): %s. The cuda install is not usable on this host: fix the "
                           "cause, or set instructlab_verify_gpu: false only for image builds on GPU-less hosts"
-                          % (user, cause))
+                          % (who, cause))
         info["gpu_check"] = "llama.cpp offloads; torch sees %d GPU(s)" % info["torch_devices"]
     elif not info.get("gpu_offload"):
         raise Failure(
@@ -518,13 +674,15 @@ def install_locked(log, plan, venv, env):
     """Create a venv and install every locked package that has a wheel: exact pins, hashes, no compile."""
     run(log, [plan["python"], "-m", "venv", venv], env=env, what="creating the venv")
     py = os.path.join(venv, "bin", "python")
-    index = ["--index-url", plan["index_url"]] if plan.get("index_url") else []
+    # The index comes from PIP_CONFIG_FILE / UV_CONFIG_FILE (root-only files), never
+    # the command line. Byte code is compiled now, as root: the service user cannot
+    # write __pycache__ in a venv it does not own.
     if plan["installer"] == "uv":
         argv = [plan["uv"], "pip", "install", "--python", py, "--no-deps", "--require-hashes",
-                "--only-binary", ":all:", "-r", plan["requirements"]] + index
+                "--only-binary", ":all:", "--compile-bytecode", "-r", plan["requirements"]]
     else:
         argv = [py, "-m", "pip", "install", "--no-deps", "--require-hashes",
-                "--only-binary", ":all:", "-r", plan["requirements"]] + index
+                "--only-binary", ":all:", "-r", plan["requirements"]]
     run(log, argv, env=env, what="installing the lock")
     return py
 
@@ -583,51 +741,56 @@ def locked(plan):
         return failed(log, result, exc, remove=venv)
 
 
+def close_venv(venv):
+    """Leave nothing in a new venv that another account could write: uv creates its
+    lock file world-writable (0666)."""
+    lock = os.path.join(venv, ".lock")
+    if os.path.lexists(lock) and not os.path.islink(lock):
+        os.chmod(lock, 0o644)
+
+
 def install(plan):
     log = Log(plan.get("log"))
     venv = plan["venv_dir"]
-    result = {"changed": True, "venv_dir": venv, "log": plan.get("log"), "built": {}, "from_wheelhouse": [],
+    result = {"changed": True, "venv_dir": venv, "log": plan.get("log"), "from_wheelhouse": [],
               "timings": {}}
     env = base_env(plan)
     t0 = time.time()
     log.line("==== install %s (%s) into %s" % (plan["desired"]["instructlab_version"],
                                                plan["desired"]["accelerator"], venv))
+    stage = None
     try:
-        missing = [w for w in plan.get("wheels", []) if not wheel_dir_ok(w["dir"])]
-        if missing and not plan.get("build"):
+        unusable = [(w, wheel_mismatch(w)) for w in plan.get("wheels", [])]
+        unusable = [(w, why) for w, why in unusable if why]
+        if unusable:
             # fail before spending minutes on a venv that cannot be completed
-            raise Failure("%s missing from the wheelhouse (%s) and this host is not the one that builds "
-                          "them (did the building host fail?)" % (
-                              ", ".join("%s==%s" % (w["name"], w["version"]) for w in missing),
-                              os.path.dirname(missing[0]["dir"])))
+            raise Failure("%s not usable from the wheelhouse (%s)%s" % (
+                ", ".join("%s==%s" % (w["name"], w["version"]) for w, _why in unusable),
+                "; ".join(why for _wheel, why in unusable),
+                "" if plan.get("build") else
+                ": this host is not the one that compiles them (did the building host fail?)"))
         if has_locked(venv, plan):
             log.line("the locked wheels are already in %s" % venv)
             py = os.path.join(venv, "bin", "python")
         else:
             py = new_locked_venv(log, plan, venv, env)
             result["timings"]["locked_wheels"] = round(time.time() - t0, 1)
-        # 2. source-only packages: from the wheelhouse, compiled once when missing
-        wheels = []
+        # 2. source-only packages: private copies of the wheelhouse wheels, each checked
+        #    against the sha256 the controller recorded when it was compiled
+        stage = tempfile.mkdtemp(prefix=".wheels-", dir=os.path.dirname(venv))
+        wheels = stage_wheels(plan.get("wheels", []), stage)
         for wheel in plan.get("wheels", []):
-            if not wheel_dir_ok(wheel["dir"]):
-                if not plan.get("build"):
-                    raise Failure("%s==%s is missing from the wheelhouse (%s) and this host is not "
-                                  "the one that builds it" % (wheel["name"], wheel["version"], wheel["dir"]))
-                result["built"][wheel["name"]] = build_wheel(log, plan, py, wheel, env)
-            else:
-                result["from_wheelhouse"].append(wheel["name"])
-                log.line("WHEELHOUSE HIT %s==%s (%s)" % (wheel["name"], wheel["version"], wheel["dir"]))
-            if not wheel_dir_ok(wheel["dir"]):
-                raise Failure("wheelhouse entry %s fails its SHA256SUMS" % wheel["dir"])
-            wheels += wheels_in(wheel["dir"])
+            result["from_wheelhouse"].append(wheel["name"])
+            log.line("WHEELHOUSE HIT %s==%s (%s, sha256 as recorded)" % (wheel["name"], wheel["version"], wheel["dir"]))
         if wheels:
             if plan["installer"] == "uv":
-                argv = [plan["uv"], "pip", "install", "--python", py, "--no-deps", "--no-index"] + wheels
+                argv = [plan["uv"], "pip", "install", "--python", py, "--no-deps", "--no-index",
+                        "--compile-bytecode"] + wheels
             else:
                 argv = [py, "-m", "pip", "install", "--no-deps", "--no-index"] + wheels
             run(log, argv, env=env, what="installing the wheelhouse wheels")
-        # 3. consistency and a real import
-        run(log, [py, "-m", "pip", "check"], env=env, what="pip check")
+        close_venv(venv)
+        # 3. consistency and a real import, as the service user
         info = verify(log, plan, venv)
         names = ["instructlab", "llama-cpp-python", "torch", "transformers", "numpy"]
         versions, err = venv_versions(py, names)
@@ -641,13 +804,16 @@ def install(plan):
         with open(os.path.join(venv, MANIFEST), "w", encoding="utf-8") as fh:
             json.dump({"desired": plan["desired"], "installed": info}, fh, indent=2, sort_keys=True)
             fh.write("\n")
-        run(log, ["chown", "-R", "%s:%s" % (plan["owner"], plan["group"]), venv], what="chown")
+        os.chmod(venv, 0o755)
         result["installed"] = info
         result["timings"]["total"] = round(time.time() - t0, 1)
         log.line("==== done in %.1fs" % (time.time() - t0))
         return result
     except (Failure, OSError, ValueError) as exc:
         return failed(log, result, exc, remove=venv)
+    finally:
+        if stage:
+            shutil.rmtree(stage, ignore_errors=True)
 
 
 def build_beside(log, plan, todo, env, result):
@@ -660,7 +826,7 @@ def build_beside(log, plan, todo, env, result):
         os.close(fd)
         part = Log(path)
         try:
-            result["built"][wheel["name"]] = build_wheel(part, plan, plan["builder_python"], wheel, env)
+            _built(result, wheel, build_wheel(part, plan, plan["builder_python"], wheel, env))
         except (Failure, OSError, ValueError) as exc:
             result["beside_error"] = str(exc)
             return
@@ -669,14 +835,24 @@ def build_beside(log, plan, todo, env, result):
             os.unlink(path)
 
 
+def _built(result, wheel, outcome):
+    """Note in RESULT what compiling WHEEL gave: its seconds, and the sha256 of its wheels
+    under the entry's record key (the role records them on the controller)."""
+    seconds, files = outcome
+    result["built"][wheel["name"]] = seconds
+    result["hashes"][wheel.get("record_key") or wheel["dir"]] = {
+        "name": wheel["name"], "version": wheel["version"], "files": files, "built_by": socket.gethostname(),
+        "recorded": now()}
+
+
 def wheels(plan):
     """Fill the wheelhouse (the fleet's one compile), before any host installs."""
     log = Log(plan.get("log"))
-    result = {"changed": False, "built": {}, "log": plan.get("log")}
+    result = {"changed": False, "built": {}, "hashes": {}, "log": plan.get("log")}
     log.line("==== wheelhouse for %s (%s)" % (plan["desired"]["instructlab_version"], plan["desired"]["accelerator"]))
     try:
         env = base_env(plan)
-        missing = [w for w in plan.get("wheels", []) if not wheel_dir_ok(w["dir"])]
+        missing = [w for w in plan.get("wheels", []) if not wheel_dir_ok(w)]
         isolated = [w for w in missing if w.get("isolation", True)]
         # the small pure-Python sdists build beside the native compile (not after it)
         small = [w for w in isolated if not w.get("native")]
@@ -684,7 +860,7 @@ def wheels(plan):
         beside.start()
         try:
             for wheel in [w for w in isolated if w.get("native")]:
-                result["built"][wheel["name"]] = build_wheel(log, plan, plan["builder_python"], wheel, env)
+                _built(result, wheel, build_wheel(log, plan, plan["builder_python"], wheel, env))
         finally:
             beside.join()
         if result.get("beside_error"):
@@ -696,7 +872,7 @@ def wheels(plan):
             try:
                 py = install_locked(log, plan, build_venv, env)
                 for wheel in rest:
-                    result["built"][wheel["name"]] = build_wheel(log, plan, py, wheel, env)
+                    _built(result, wheel, build_wheel(log, plan, py, wheel, env))
             finally:
                 shutil.rmtree(build_venv, ignore_errors=True)
         result["changed"] = bool(result["built"])
@@ -711,6 +887,8 @@ def _terminated(signum, _frame):
 
 def main():
     signal.signal(signal.SIGTERM, _terminated)
+    # what root creates (venv, wheelhouse entries, logs) is writable by root alone
+    os.umask(0o022)
     if len(sys.argv) < 2 or sys.argv[1] not in ("probe", "locked", "install", "wheels"):
         sys.stderr.write(__doc__)
         return 2

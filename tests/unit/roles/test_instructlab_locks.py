@@ -114,10 +114,12 @@ PLAY = """
         - ansible.builtin.include_role:
             name: labforge.instructlab.instructlab
             tasks_from: validate.yml
+            public: true
         - ansible.builtin.copy:
             dest: "{{ out_dir }}/{{ inventory_hostname }}.json"
             content: "{{ {'accelerator': __instructlab_accelerator, 'cmake': __instructlab_cmake_args,
-                          'desired': __instructlab_desired, 'wheels': __instructlab_wheels} | to_json }}"
+                          'desired': __instructlab_desired, 'wheels': __instructlab_wheels,
+                          'recorded': __instructlab_wheels_recorded | from_json} | to_json }}"
             mode: "0644"
       rescue:
         - ansible.builtin.copy:
@@ -163,6 +165,13 @@ CASES = {
     "old_release": {"instructlab_accelerator": "cpu", "instructlab_version": "0.25.0"},
     "py310": {"instructlab_accelerator": "cpu", "instructlab_python": "FAKE310"},
     "no_python": {"instructlab_accelerator": "cpu", "instructlab_python": ""},
+    "cpu_shared": {"instructlab_accelerator": "cpu", "instructlab_wheelhouse_shared": True},
+    "foreign_python": {"instructlab_accelerator": "cpu", "instructlab_python": "FOREIGN"},
+    "writable_python": {"instructlab_accelerator": "cpu", "instructlab_python": "WRITABLE"},
+    "uv_unpinned": {"instructlab_accelerator": "cpu", "instructlab_uv_version": "0.9.0"},
+    "uv_bad_sha256": {"instructlab_accelerator": "cpu", "instructlab_uv_version": "0.9.0",
+                      "instructlab_uv_sha256": ["abc"]},
+    "bad_record": {"instructlab_accelerator": "cpu", "instructlab_wheelhouse_record": "BADRECORD"},
 }
 
 
@@ -178,14 +187,35 @@ def results(tmp_path_factory):
     nvcc.parent.mkdir(parents=True)
     nvcc.write_text("#!/bin/sh\necho 'Cuda compilation tools, release 12.4, V12.4.131'\n")
     nvcc.chmod(0o755)
+    # an interpreter reached through a directory another account (nobody) owns
+    foreign = tmp / "foreign"
+    foreign.mkdir()
+    os.symlink(PY311, str(foreign / "python3.11"))
+    os.chown(str(foreign), 65534, 65534)
+    # ... and through a root-owned directory anyone can write (not sticky)
+    writable = tmp / "writable"
+    writable.mkdir()
+    os.symlink(PY311, str(writable / "python3.11"))
+    os.chmod(str(writable), 0o777)
+    (tmp / "bad-record.json").write_text("[]\n")
+    out = _run_cases(tmp, CASES, {"FAKE310": str(fake), "FOREIGN": str(foreign / "python3.11"),
+                                  "WRITABLE": str(writable / "python3.11"),
+                                  "BADRECORD": str(tmp / "bad-record.json"),
+                                  "NVCC": str(tmp / "cuda")})
+    out["_tmp"] = tmp
+    return out
+
+
+def _run_cases(tmp, cases, aliases):
+    """Run validate.yml for each case (one inventory host each); {case: what it computed or its failure}."""
     inventory = {"all": {"hosts": {}}}
-    for name, hostvars in CASES.items():
-        hv = {"instructlab_python": PY311, "out_dir": str(tmp), "ansible_python_interpreter": sys.executable}
+    for name, hostvars in cases.items():
+        hv = {"instructlab_python": PY311, "out_dir": str(tmp), "ansible_python_interpreter": sys.executable,
+              "instructlab_wheelhouse_record": str(tmp / "no-record.json")}
         hv.update(hostvars)
-        if hv["instructlab_python"] == "FAKE310":
-            hv["instructlab_python"] = str(fake)
-        if hv.get("instructlab_cuda_home") == "NVCC":
-            hv["instructlab_cuda_home"] = str(tmp / "cuda")
+        for key, value in hv.items():
+            if isinstance(value, str) and value in aliases:
+                hv[key] = aliases[value]
         inventory["all"]["hosts"][name] = hv
     (tmp / "inv.yml").write_text(yaml.safe_dump(inventory))
     (tmp / "play.yml").write_text(PLAY)
@@ -196,10 +226,11 @@ def results(tmp_path_factory):
                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
                           check=False)
     out = {}
-    for name in CASES:
+    for name in cases:
         path = tmp / (name + ".json")
         assert path.exists(), proc.stdout[-3000:]
         out[name] = json.loads(path.read_text())
+        path.unlink()
     return out
 
 
@@ -248,6 +279,10 @@ def test_auto_follows_the_gpus(results):
     ("old_release", "Unsupported combination: InstructLab 0.25.0 with accelerator 'cpu'"),
     ("py310", "is not a usable Python 3.11"),
     ("no_python", "No Python interpreter"),
+    ("foreign_python", "is not root's alone"),
+    ("uv_unpinned", "instructlab_uv_version 0.9.0 has no pinned sha256: the role pins uv 0.13.9 (vars/main.yml)"),
+    ("uv_bad_sha256", "64 hex digits each, not abc"),
+    ("bad_record", "is not a JSON object of wheelhouse entries"),
 ])
 def test_bad_input_fails_clearly(results, case, text):
     assert "failed" in results[case]
@@ -256,6 +291,52 @@ def test_bad_input_fails_clearly(results, case, text):
         assert "0.26.1/cpu, 0.26.1/cuda" in results[case]["failed"]
     if case == "py310":
         assert "3.10.12" in results[case]["failed"]
+
+
+def test_interpreter_in_a_directory_another_account_owns_is_refused_unrun(results):
+    """Root builds the venv with instructlab_python: one reached through a directory nobody owns is
+    refused before it runs (the old role ran it, as root, to probe it)."""
+    msg = results["foreign_python"]["failed"]
+    assert "instructlab_python %s/foreign/python3.11 is not root's alone: %s/foreign belongs to nobody" % (
+        results["_tmp"], results["_tmp"]) in " ".join(msg.split())
+    assert "python_user: root" in msg
+    msg = " ".join(results["writable_python"]["failed"].split())
+    assert "%s/writable belongs to root (mode 0777)" % results["_tmp"] in msg
+
+
+def test_record_keys_follow_the_wheelhouse_sharing(results):
+    """A shared wheelhouse's entries are recorded once for the fleet; a host's own, per host."""
+    for wheel_ in results["cpu_shared"]["wheels"]:
+        assert wheel_["record_key"] == wheel_["dir"] == "/var/cache/instructlab/wheelhouse/" + wheel_["rel"]
+    for wheel_ in results["cpu"]["wheels"]:
+        assert wheel_["record_key"] == "cpu:" + wheel_["dir"]
+    # nothing recorded yet: no sha256 reaches the plan (the entries will be compiled and recorded)
+    assert all(w["files"] == {} for w in results["cpu_shared"]["recorded"])
+
+
+def test_recorded_sha256_reach_the_plan(results, tmp_path):
+    """The sha256 the controller recorded for an entry are what the hosts check its wheels against."""
+    llama = wheel(results["cpu_shared"], "llama-cpp-python")
+    record = {llama["record_key"]: {"files": {"llama_cpp_python-0.3.6-cp311-cp311-linux_x86_64.whl": "a" * 64},
+                                    "built_by": "h1"},
+              "/other/entry": {"files": {"x.whl": "b" * 64}}}
+    (tmp_path / "record.json").write_text(json.dumps(record))
+    out = _run_cases(tmp_path, {"rec": {"instructlab_accelerator": "cpu", "instructlab_wheelhouse_shared": True,
+                                        "instructlab_wheelhouse_record": str(tmp_path / "record.json")}}, {})
+    recorded = {w["name"]: w["files"] for w in out["rec"]["recorded"]}
+    assert recorded["llama-cpp-python"] == {"llama_cpp_python-0.3.6-cp311-cp311-linux_x86_64.whl": "a" * 64}
+    assert recorded["rouge-score"] == {}
+
+
+def test_uv_pins():
+    with open(os.path.join(ROOT, "roles", "instructlab", "vars", "main.yml"), encoding="utf-8") as fh:
+        pins = yaml.safe_load(fh)["__instructlab_uv_pins"]
+    with open(os.path.join(ROOT, "roles", "instructlab", "defaults", "main.yml"), encoding="utf-8") as fh:
+        default = yaml.safe_load(fh)["instructlab_uv_version"]
+    assert default in pins
+    # the manylinux x86_64 wheel PyPI serves for uv 0.13.9
+    assert "d7f459fe4fd247d830351c75686d3996ace3c6f3f728eb0e85a30b7ada0cef19" in pins["0.13.9"]
+    assert all(re.match(r"^[0-9a-f]{64}$", h) for h in pins["0.13.9"]) and len(set(pins["0.13.9"])) == 13
 
 
 # ---------------------------------------------------------------- cuda (issue 15)

@@ -26,6 +26,10 @@ import pytest
 import yaml
 
 NV = 'https://developer.download.nvidia.com/compute/cuda/repos'
+# The pinned key fingerprints (roles/nvidia_driver/vars/main.yml says where each comes from).
+DEBIAN_CUDA_KEY = 'EB693B3035CD5710E231E123A4B469963BF863CC'
+RHEL_CUDA_KEY = '610C7B14E068A878070DA4E99CD0A493D42D0685'
+EPEL9_KEY = 'FF8AD1344597106ECE813B918A3872BF3228467C'
 EL_KERNEL = '5.14.0-427.13.1.el9_4.x86_64'
 
 
@@ -133,6 +137,12 @@ CASES = {
         {'nvidia_driver_kernel_module': 'proprietary'}),
     'ubuntu2204_arm_open': (
         facts('Ubuntu', '22', '5.15.0-1061-nvidia', 'aarch64', version='22.04'), {}),
+    'debian12_http_mirror': (
+        facts('Debian', '12', '6.1.0-26-amd64', 'x86_64', version='12.7'),
+        {'nvidia_driver_repo_base_url': 'http://mirror.example/cuda/repos'}),
+    'rhel_file_mirror': (
+        facts('RedHat', '9', EL_KERNEL, 'x86_64', version='9.4'),
+        {'nvidia_driver_repo_base_url': 'file:///srv/cuda/repos/', '__nvidia_driver_repos': REPOS_RHEL_SUB}),
 }
 
 PLAYBOOK = """
@@ -224,7 +234,13 @@ def plan(results, name):
 def test_rhel_open_latest(results):
     p = plan(results, 'rhel_open_latest')
     assert p['family'] == 'RedHat'
-    assert p['repo_url'] == NV + '/rhel9/x86_64/cuda-rhel9.repo'
+    assert p['repo_url'] == NV + '/rhel9/x86_64/'
+    assert p['repo_name'] == 'cuda-rhel9-x86_64'
+    assert p['key_url'] == NV + '/rhel9/x86_64/D42D0685.pub'
+    assert p['key_fingerprint'] == RHEL_CUDA_KEY
+    assert p['key_path'] == '/etc/pki/rpm-gpg/RPM-GPG-KEY-labforge-nvidia-cuda'
+    assert p['epel_key'] == 'https://dl.fedoraproject.org/pub/epel/RPM-GPG-KEY-EPEL-9'
+    assert p['epel_key_fingerprint'] == EPEL9_KEY
     assert p['module_stream'] == 'nvidia-driver:open-dkms'
     assert p['module_enable'] is True
     assert p['driver_packages'] == ['nvidia-open']
@@ -235,13 +251,15 @@ def test_rhel_open_latest(results):
     assert p['epel_release'] == 'https://dl.fedoraproject.org/pub/epel/epel-release-latest-9.noarch.rpm'
     assert p['crb_repo'] == 'codeready-builder-for-rhel-9-x86_64-rpms'
     assert p['expected_branch'] == ''
-    assert p['keyring_url'] == ''
+    assert 'keyring_url' not in p
     assert p['secure_boot'] == 'disabled'
 
 
 def test_rocky_proprietary_branch_and_toolkit(results):
     p = plan(results, 'rocky_proprietary_580_toolkit')
-    assert p['repo_url'] == NV + '/rhel9/x86_64/cuda-rhel9.repo'
+    assert p['repo_url'] == NV + '/rhel9/x86_64/'
+    # epel-release comes signed from Rocky's own repositories: no key is fetched
+    assert p['epel_key'] == '' and p['epel_key_fingerprint'] == ''
     assert p['module_stream'] == 'nvidia-driver:580-dkms'
     assert p['module_enable'] is True
     assert p['driver_packages'] == ['cuda-drivers']
@@ -253,7 +271,9 @@ def test_rocky_proprietary_branch_and_toolkit(results):
 
 def test_alma_aarch64_64k(results):
     p = plan(results, 'alma_aarch64_64k_open_580')
-    assert p['repo_url'] == NV + '/rhel9/sbsa/cuda-rhel9.repo'
+    assert p['repo_url'] == NV + '/rhel9/sbsa/'
+    assert p['repo_name'] == 'cuda-rhel9-sbsa'
+    assert p['key_url'] == NV + '/rhel9/sbsa/D42D0685.pub'
     assert p['module_stream'] == 'nvidia-driver:580-open'
     assert p['driver_packages'] == ['nvidia-open']
     assert p['kernel_packages'] == ['kernel-64k-devel-5.14.0-503.14.1.el9_5.aarch64', 'kernel-headers']
@@ -274,6 +294,7 @@ def test_issue_75_branch_maps_to_stream_name(results):
     assert p['module_stream'] == 'nvidia-driver:525-dkms'
     assert p['driver_packages'] == ['@nvidia-driver:525-dkms/default']
     assert p['epel_release'] == '' and p['crb_repo'] == ''
+    assert p['epel_key'] == ''
 
 
 def test_full_driver_version_is_rejected(results):
@@ -310,7 +331,10 @@ def test_debian12(results):
     p = plan(results, 'debian12_open_580')
     assert p['family'] == 'Debian'
     assert p['repo_url'] == NV + '/debian12/x86_64/'
-    assert p['keyring_url'] == NV + '/debian12/x86_64/cuda-keyring_1.1-1_all.deb'
+    assert p['key_url'] == NV + '/debian12/x86_64/3bf863cc.pub'
+    assert p['key_fingerprint'] == DEBIAN_CUDA_KEY
+    assert p['key_path'] == '/etc/apt/keyrings/labforge-nvidia-cuda.asc'
+    assert 'keyring_url' not in p
     assert p['module_stream'] == '' and p['module_enable'] is False
     assert p['driver_packages'] == ['nvidia-open-580']
     assert p['kernel_packages'] == ['linux-headers-6.1.0-26-amd64']
@@ -328,15 +352,33 @@ def test_debian12_mismatch_cannot_update(results):
 
 def test_ubuntu2404_proprietary(results):
     p = plan(results, 'ubuntu2404_proprietary_latest')
-    assert p['keyring_url'] == NV + '/ubuntu2404/x86_64/cuda-keyring_1.1-1_all.deb'
+    assert p['key_url'] == NV + '/ubuntu2404/x86_64/3bf863cc.pub'
+    assert p['key_fingerprint'] == DEBIAN_CUDA_KEY
     assert p['driver_packages'] == ['cuda-drivers']
     assert p['kernel_packages'] == ['linux-headers-6.8.0-1015-aws']
 
 
 def test_ubuntu2204_arm(results):
     p = plan(results, 'ubuntu2204_arm_open')
-    assert p['keyring_url'] == NV + '/ubuntu2204/sbsa/cuda-keyring_1.1-1_all.deb'
+    assert p['key_url'] == NV + '/ubuntu2204/sbsa/3bf863cc.pub'
+    assert p['repo_url'] == NV + '/ubuntu2204/sbsa/'
     assert p['driver_packages'] == ['nvidia-open']
+
+
+def test_repository_urls_must_be_https(results):
+    """A CUDA repository (and its key) over plain http is refused before anything changes."""
+    r = results['debian12_http_mirror']
+    assert 'plan' not in r
+    assert r['failed_task'] == 'Check the role\'s variables'
+    assert ('nvidia_driver_repo_base_url=http://mirror.example/cuda/repos (an https:// URL, or file:// for a '
+            'mirror on the host)') in r['msg']
+
+
+def test_local_mirror_gets_the_same_pinned_key(results):
+    p = plan(results, 'rhel_file_mirror')
+    assert p['repo_url'] == 'file:///srv/cuda/repos/rhel9/x86_64/'
+    assert p['key_url'] == 'file:///srv/cuda/repos/rhel9/x86_64/D42D0685.pub'
+    assert p['key_fingerprint'] == RHEL_CUDA_KEY
 
 
 # --- issue 15: real EL hosts ---------------------------------------------------------------
@@ -400,7 +442,10 @@ def test_kernel_devel_matched_where_it_exists(results):
 
 def test_rhel10_has_no_module_streams_and_pins_with_versionlock(results):
     p = plan(results, 'rhel10_open_580')
-    assert p['repo_url'] == NV + '/rhel10/x86_64/cuda-rhel10.repo'
+    assert p['repo_url'] == NV + '/rhel10/x86_64/'
+    assert p['repo_name'] == 'cuda-rhel10-x86_64'
+    assert p['epel_key'] == 'https://dl.fedoraproject.org/pub/epel/RPM-GPG-KEY-EPEL-10'
+    assert p['epel_key_fingerprint'] == '7D8D15CBFC4E62688591FB2633D98517E37ED158'
     assert p['module_stream'] == '' and p['module_enable'] is False
     assert p['driver_packages'] == ['nvidia-open']
     assert p['versionlock'] == '*nvidia*580*'

@@ -12,6 +12,7 @@ would install on an EL9 host. Everything else is the real role.
 # Tuples from _results() are unpacked with "_" for the fields a test ignores.
 # pylint: disable=disallowed-name
 
+import hashlib
 import json
 import os
 import subprocess
@@ -22,7 +23,13 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
-PINNED_PYENV_COMMIT = "f6a5b409e9fd1ad78aa4350ddc1fc5fc3d0fa666"  # pyenv v2.6.30, the role's default ref
+# pyenv v2.6.30 as the role pins it (vars/main.yml), and the commit the test bed's offline copy holds
+# (tests/testbed/make-python-mirror.sh: four CI-only commits later). Both have the same tree of
+# python-build definitions (DEFINITIONS_TREE), which is what the role's python_version depends on.
+ROLE_PYENV_COMMIT = "40dba8256f482e648dc3d170d0cc18aca9bb313e"
+PINNED_PYENV_COMMIT = "f6a5b409e9fd1ad78aa4350ddc1fc5fc3d0fa666"
+DEFINITIONS_TREE = "aa7b488bfd219061d62742a713e2232e8f1ec3cb"
+ROLE_PYENV_ARCHIVE_SHA256 = "7b158ec6b45200a62db9450ad3ac2141dacd25b2fe5605dcf44f3b2252dc2660"
 
 EL9_BUILD_PACKAGES = [
     "gcc", "make", "patch", "pkgconf-pkg-config", "openssl-devel", "zlib-devel", "bzip2", "bzip2-devel",
@@ -177,7 +184,7 @@ def test_el9_pyenv_plan(tmp_path, pyenv_repo):
             ("Install the packages pyenv needs to build CPython 3.11.15", "ansible.builtin.package"),
             ("Create the world-readable pyenv root, owned by python_user, %s" % root, "ansible.builtin.file"),
             ("Trust the local pyenv repository for the checkout %s" % pyenv_repo, "ansible.builtin.copy"),
-            ("Check out pyenv %s@v2.6.30" % pyenv_repo, "ansible.builtin.git"),
+            ("Check out pyenv v2.6.30 (commit %s) from %s" % (ROLE_PYENV_COMMIT, pyenv_repo), "ansible.builtin.git"),
             ("Report what check mode would build", "ansible.builtin.debug"),
         ], host
         msg = [res for name, _, res in _results(out, host) if name == steps[4][0]][0]["msg"]
@@ -276,11 +283,22 @@ def _pinned_pyenv_git_dir():
     return None
 
 
-def test_default_version_is_the_newest_311_of_the_pinned_pyenv():
+def _role_yaml(*parts):
     import yaml
 
-    with open(os.path.join(ROOT, "roles", "python", "defaults", "main.yml"), encoding="utf-8") as fh:
-        defaults = yaml.safe_load(fh)
+    with open(os.path.join(ROOT, "roles", "python", *parts), encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def test_pyenv_pins():
+    """One pin per pyenv release the role knows: the tag's commit and its archive's sha256."""
+    pins = _role_yaml("vars", "main.yml")["__python_pyenv_pins"]
+    assert pins == {"v2.6.30": {"commit": ROLE_PYENV_COMMIT, "archive_sha256": ROLE_PYENV_ARCHIVE_SHA256}}
+    assert _role_yaml("defaults", "main.yml")["python_pyenv_version"] in pins
+
+
+def test_default_version_is_the_newest_311_of_the_pinned_pyenv():
+    defaults = _role_yaml("defaults", "main.yml")
     assert defaults["python_pyenv_version"] == "v2.6.30"
     git_dir = _pinned_pyenv_git_dir()
     if git_dir is None:
@@ -289,6 +307,10 @@ def test_default_version_is_the_newest_311_of_the_pinned_pyenv():
                              capture_output=True, text=True, check=False)
     if version.returncode == 0:
         assert "2.6.30" in version.stdout
+    # the definitions are those of the role's pinned commit
+    tree = subprocess.run(["git", "-C", git_dir, "rev-parse", PINNED_PYENV_COMMIT + ":plugins/python-build/share/python-build"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert tree == DEFINITIONS_TREE
     names = subprocess.run(["git", "-C", git_dir, "ls-tree", "--name-only", PINNED_PYENV_COMMIT,
                             "plugins/python-build/share/python-build/"],
                            capture_output=True, text=True, check=True).stdout.split()
@@ -297,18 +319,24 @@ def test_default_version_is_the_newest_311_of_the_pinned_pyenv():
     assert defaults["python_version"] == ".".join(map(str, releases[-1]))
 
 
-def test_archive_source_is_unpacked_and_unknown_version_named(tmp_path):
-    """Real run on the controller (no packages, no build): pyenv from a release
-    archive, then a python_version the pinned pyenv does not know."""
+def _local_pyenv_archive(path):
+    """A release-style archive (top directory pyenv-2.6.30/) of the test bed's pyenv commit, at PATH."""
     git_dir = _pinned_pyenv_git_dir()
     if git_dir is None:
         pytest.skip("no copy of pyenv %s here (run tests/testbed/make-python-mirror.sh)" % PINNED_PYENV_COMMIT)
-    archive = tmp_path / "pyenv-2.6.30.tar.gz"
     subprocess.run(["git", "-C", git_dir, "archive", "--format=tar.gz", "--prefix=pyenv-2.6.30/",
-                    "-o", str(archive), PINNED_PYENV_COMMIT], check=True)
+                    "-o", str(path), PINNED_PYENV_COMMIT], check=True)
+    return path
+
+
+def test_archive_source_is_unpacked_and_unknown_version_named(tmp_path):
+    """Real run on the controller (no packages, no build): pyenv from a release
+    archive, then a python_version the pinned pyenv does not know."""
+    archive = _local_pyenv_archive(tmp_path / "pyenv-2.6.30.tar.gz")
     root = tmp_path / "opt-pyenv"
     rc, out, calls = _run(tmp_path, _facts("Rocky", 9, "RedHat", "dnf"), {
         "python_pyenv_root": str(root), "python_pyenv_source": str(archive),
+        "python_pyenv_archive_sha256": hashlib.sha256(archive.read_bytes()).hexdigest(),
         "python_manage_build_deps": False, "python_version": "3.11.99", "python_link_dir": ""}, check=False)
     assert rc != 0
     ran = [action for _, action, res in _results(out) if res and not res.get("skipped")]
@@ -320,3 +348,46 @@ def test_archive_source_is_unpacked_and_unknown_version_named(tmp_path):
     assert calls == []
     versions = root / "versions"
     assert not versions.exists() or os.listdir(versions) == []
+
+
+def test_archive_with_another_sha256_is_refused_before_unpacking(tmp_path):
+    """Real run on the controller: an archive whose sha256 is not the pinned one is never unpacked;
+    the message names the file and both checksums."""
+    archive = _local_pyenv_archive(tmp_path / "v2.6.30.tar.gz")
+    got = hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert got != ROLE_PYENV_ARCHIVE_SHA256  # a local archive of another commit, not GitHub's v2.6.30
+    root = tmp_path / "opt-pyenv"
+    rc, out, calls = _run(tmp_path, _facts("Rocky", 9, "RedHat", "dnf"), {
+        "python_pyenv_root": str(root), "python_pyenv_source": str(archive),
+        "python_manage_build_deps": False, "python_link_dir": ""}, check=False)
+    assert rc != 0
+    assert _failure(out) == (
+        "The pyenv archive %s has sha256 %s, not the pinned %s (pyenv v2.6.30 in the role's vars/main.yml). "
+        "Nothing was unpacked." % (archive, got, ROLE_PYENV_ARCHIVE_SHA256))
+    assert not (root / "bin").exists()
+    ran = [action for _, action, res in _results(out) if res and not res.get("skipped")]
+    assert "ansible.builtin.unarchive" not in ran
+    assert calls == []
+
+
+@pytest.mark.parametrize("role_vars,expected", [
+    ({"python_pyenv_version": "v2.6.31"},
+     "python_pyenv_version v2.6.31 is neither a 40-hex commit nor a tag the role pins (v2.6.30 in vars/main.yml)"),
+    ({"python_pyenv_version": "master"}, "python_pyenv_version master is neither a 40-hex commit"),
+    ({"python_pyenv_version": "v2.6.31", "python_pyenv_source": "https://example.org/pyenv-2.6.31.tar.gz"},
+     "pyenv from the archive https://example.org/pyenv-2.6.31.tar.gz has no sha256 to check"),
+    ({"python_pyenv_source": "/srv/pyenv.tgz", "python_pyenv_archive_sha256": "abc"},
+     "set python_pyenv_archive_sha256 (64 hex digits, not abc)"),
+    ({"python_proxy_env": {"https_proxy": "http://bob:s3cret@proxy:3128", "no_proxy": ".corp"}},
+     "python_proxy_env holds a proxy URL with credentials (https_proxy)"),
+], ids=["unpinned-tag", "branch", "archive-without-sha256", "bad-sha256", "proxy-credentials"])
+def test_unpinned_or_leaking_sources_fail_before_any_change(tmp_path, role_vars, expected):
+    root = str(tmp_path / "opt-pyenv")
+    rc, out, calls = _run(tmp_path, _facts("Rocky", 9, "RedHat", "dnf"),
+                          dict({"python_pyenv_root": root}, **role_vars), check=False)
+    assert rc != 0
+    msg = _failure(out)
+    assert expected in msg
+    assert "s3cret" not in json.dumps(out)
+    assert calls == [], "packages were installed before the input was checked"
+    assert not os.path.exists(root)

@@ -232,6 +232,10 @@ def test_files_and_latest_links(workdir, applied):
     assert os.path.basename(applied.md_path) == base + '.md'
     assert os.path.dirname(applied.json_path) == str(reports)
     assert applied.data['format'] == 'labforge.instructlab.run_report/v1'
+    # reports name the fleet's hosts, paths and versions: their owner only
+    for path in (applied.json_path, applied.md_path):
+        assert oct(os.stat(path).st_mode & 0o777) == '0o600', path
+    assert oct(os.stat(str(reports)).st_mode & 0o777) == '0o700'
 
 
 def test_latest_points_at_newest(workdir, checked):

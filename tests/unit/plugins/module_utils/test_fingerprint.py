@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, labforge engineers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Unit tests for module_utils._fingerprint (fingerprints, digests, manifests, staging)."""
+"""Unit tests for module_utils._fingerprint (fingerprints, manifests, the run-once skeleton)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -11,10 +11,16 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
+import threading
 import time
 
+import pytest
+
 from ansible_collections.labforge.instructlab.plugins.module_utils import _fingerprint as fpu
+from ansible_collections.labforge.instructlab.plugins.module_utils import _fs
+
+NOBODY = 65534
+ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason='needs root (the modules run as root)')
 
 
 def write(path, text):
@@ -35,52 +41,6 @@ def test_fingerprint_is_canonical_and_sensitive():
     assert fpu.short(a) == a[7:23] and len(fpu.short(a)) == 16
 
 
-def test_file_and_tree_digest(tmp_path):
-    root = str(tmp_path / 'tax')
-    write(os.path.join(root, 'a', 'qna.yaml'), 'one\n')
-    write(os.path.join(root, 'b.txt'), 'two\n')
-    write(os.path.join(root, '.git', 'HEAD'), 'ref: refs/heads/main\n')
-    digest, files = fpu.tree_digest(root)
-    assert sorted(files) == ['a/qna.yaml', 'b.txt']  # .git is not content
-    lines = ''.join('%s  %s\n' % (hashlib.sha256(t).hexdigest(), n)
-                    for n, t in (('a/qna.yaml', b'one\n'), ('b.txt', b'two\n')))
-    assert digest == 'sha256:' + hashlib.sha256(lines.encode()).hexdigest()
-    # a change in .git does not matter, a change in a file does, a rename does
-    write(os.path.join(root, '.git', 'HEAD'), 'ref: refs/heads/other\n')
-    assert fpu.tree_digest(root)[0] == digest
-    write(os.path.join(root, 'b.txt'), 'two!\n')
-    d2 = fpu.tree_digest(root)[0]
-    assert d2 != digest
-    os.rename(os.path.join(root, 'b.txt'), os.path.join(root, 'c.txt'))
-    assert fpu.tree_digest(root)[0] not in (digest, d2)
-    f = os.path.join(root, 'c.txt')
-    assert fpu.path_digest(f) == 'sha256:' + hashlib.sha256(b'two!\n').hexdigest()
-
-
-def test_digest_cache_reuses_and_invalidates(tmp_path, monkeypatch):
-    model = str(tmp_path / 'm.gguf')
-    write(model, 'weights')
-    calls = []
-    real = fpu.file_sha256
-
-    def counting(path, bufsize=1024 * 1024):
-        calls.append(path)
-        return real(path, bufsize)
-    monkeypatch.setattr(fpu, 'file_sha256', counting)
-    cache_path = str(tmp_path / 'state' / 'digests.json')
-    c = fpu.DigestCache(cache_path)
-    d1 = c.sha256(model)
-    assert c.sha256(model) == d1 and len(calls) == 1
-    c.save()
-    c2 = fpu.DigestCache(cache_path)  # persisted
-    assert c2.sha256(model) == d1 and len(calls) == 1
-    time.sleep(0.01)
-    write(model, 'weights, trained')  # size and mtime change
-    d2 = c2.sha256(model)
-    assert d2 != d1 and len(calls) == 2
-    assert len([k for k in c2.data if k.startswith(os.path.abspath(model) + '|')]) == 1
-
-
 def test_manifest_roundtrip_and_validity(tmp_path):
     d = str(tmp_path / 'out')
     os.mkdir(d)
@@ -99,56 +59,6 @@ def test_manifest_roundtrip_and_validity(tmp_path):
     assert fpu.read_manifest(d) is None
 
 
-def test_count_rows(tmp_path):
-    f = str(tmp_path / 'x.jsonl')
-    write(f, '{"a": 1}\n\n{"a": 2}\n  \n{"a": 3}')
-    assert fpu.count_rows(f) == 3
-    assert fpu.count_rows(str(tmp_path / 'missing.jsonl')) is None
-
-
-def test_clean_stale_staging_keeps_live_runs(tmp_path):
-    final = str(tmp_path / 'generate-0123')
-    dead = str(tmp_path / '.generate-0123.tmp-999999999-1')
-    live = str(tmp_path / ('.generate-0123.tmp-%d-1' % os.getppid()))
-    other = str(tmp_path / '.generate-9999.tmp-999999999-1')
-    for d in (dead, live, other):
-        os.makedirs(d)
-    removed = fpu.clean_stale_staging(final)
-    assert removed == [dead]
-    assert os.path.isdir(live) and os.path.isdir(other) and not os.path.exists(dead)
-    s = fpu.staging_dir(final)
-    assert os.path.basename(s).startswith('.generate-0123.tmp-%d-' % os.getpid())
-
-
-def test_kill_orphan_of_a_dead_module(tmp_path):
-    staging = str(tmp_path / '.train-x.tmp-999999999-1')
-    os.makedirs(staging)
-    child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], start_new_session=True)
-    try:
-        with open(os.path.join(staging, fpu.OWNER), 'w') as f:
-            json.dump(dict(module_pid=999999999, child_pid=child.pid), f)
-        removed = fpu.clean_stale_staging(str(tmp_path / 'train-x'))
-        assert removed == [staging]
-        assert child.wait(timeout=10) == -9
-    finally:
-        if child.poll() is None:
-            child.kill()
-
-
-def test_kill_orphan_spares_a_live_module(tmp_path):
-    staging = str(tmp_path / 's')
-    os.makedirs(staging)
-    child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], start_new_session=True)
-    try:
-        with open(os.path.join(staging, fpu.OWNER), 'w') as f:
-            json.dump(dict(module_pid=os.getppid(), child_pid=child.pid), f)
-        assert fpu.kill_orphan(staging) is None
-        assert child.poll() is None
-    finally:
-        child.kill()
-        child.wait()
-
-
 def test_latest_dataset(tmp_path):
     ds = str(tmp_path / 'datasets')
     os.makedirs(ds)
@@ -158,17 +68,128 @@ def test_latest_dataset(tmp_path):
     train = os.path.join(d, 'train_x.jsonl')
     write(train, '{}\n')
     fpu.write_manifest(d, dict(fingerprint='sha256:1', dir=d, files=dict(train=train)))
-    fpu.write_pointer(os.path.join(ds, fpu.GENERATE_POINTER), dict(dir=d, fingerprint='sha256:1'))
+    _fs.write_json(os.path.join(ds, fpu.GENERATE_POINTER), dict(dir=d, fingerprint='sha256:1'))
     assert fpu.latest_dataset(ds)['dir'] == d
-    fpu.write_pointer(os.path.join(ds, fpu.GENERATE_POINTER), dict(dir=d, fingerprint='sha256:2'))
+    _fs.write_json(os.path.join(ds, fpu.GENERATE_POINTER), dict(dir=d, fingerprint='sha256:2'))
     assert fpu.latest_dataset(ds) is None  # pointer and manifest disagree
 
 
-def test_clean_stale_staging_of_a_whole_family(tmp_path):
-    old_inputs = str(tmp_path / '.train-aaaa.tmp-999999999-1')
-    other_name = str(tmp_path / '.other-bbbb.tmp-999999999-1')
-    result = str(tmp_path / 'train-aaaa')
-    for d in (old_inputs, other_name, result):
+def state(tmp_path):
+    return _fs.state_dir('svc', str(tmp_path / 'home'))
+
+
+def test_once_stages_places_and_cleans(tmp_path):
+    out = str(tmp_path / 'datasets')
+    os.makedirs(out)
+    final = os.path.join(out, 'generate-00000000000000aa')
+    # leftovers: of this family (removed), of another family and a finished result (kept)
+    mine = os.path.join(out, '.generate-00000000000000bb.labforge-tmp-x1')
+    legacy_aside = os.path.join(out, '.generate-00000000000000bb.labforge-tmp-old-x2')
+    other = os.path.join(out, '.train-00000000000000bb.labforge-tmp-x3')
+    done = os.path.join(out, 'generate-00000000000000cc')
+    for d in (mine, legacy_aside, other, done):
         os.makedirs(d)
-    assert fpu.clean_stale_staging(str(tmp_path / 'train-cccc'), family='train-') == [old_inputs]
-    assert os.path.isdir(other_name) and os.path.isdir(result)
+    with fpu.Once(state(tmp_path), None, final, 'generate-[0-9a-f]{16}') as once:
+        assert sorted(once.clean_stale()) == sorted([mine, legacy_aside])
+        staging = once.stage()
+        assert os.path.basename(staging).startswith('.generate-00000000000000aa.labforge-tmp-')
+        rec = json.load(open(once.record_path))
+        assert rec['staging'] == staging and rec['module_pid'] == os.getpid()
+        assert oct(os.stat(once.record_path).st_mode & 0o777) == '0o600'
+        write(os.path.join(staging, 'x'), 'result')
+        once.place()
+    assert open(os.path.join(final, 'x')).read() == 'result'
+    assert sorted(os.listdir(out)) == sorted(['.train-00000000000000bb.labforge-tmp-x3', 'generate-00000000000000aa',
+                                              'generate-00000000000000cc'])
+    assert not os.path.exists(once.record_path)
+
+
+def test_once_failure_leaves_nothing(tmp_path):
+    out = str(tmp_path / 'o')
+    final = os.path.join(out, 'train-00000000000000aa')
+    with pytest.raises(RuntimeError):
+        with fpu.Once(state(tmp_path), None, final) as once:
+            staging = once.stage()
+            write(os.path.join(staging, 'half'), '...')
+            raise RuntimeError('ilab failed')
+    assert os.listdir(out) == []
+
+
+def test_once_serialises_runs_of_one_output(tmp_path):
+    final = str(tmp_path / 'o' / 'model')
+    st = state(tmp_path)
+    events = []
+
+    def second():
+        with fpu.Once(st, None, final):
+            events.append('second in')
+    with fpu.Once(st, None, final):
+        t = threading.Thread(target=second)
+        t.start()
+        time.sleep(0.5)
+        events.append('first out')
+    t.join(10)
+    assert events == ['first out', 'second in']
+
+
+def sleeper(**kw):
+    return subprocess.Popen(['sleep', '60'], start_new_session=True, **kw)
+
+
+@ROOT_ONLY
+def test_orphan_of_a_dead_module_is_stopped_as_the_account(tmp_path):
+    final = str(tmp_path / 'o' / 'train-00000000000000aa')
+    st = state(tmp_path)
+    child = sleeper(user=NOBODY, group=NOBODY)
+    try:
+        with fpu.Once(st, (NOBODY, NOBODY), final) as once:
+            once.stage()
+            once.started(child.pid)
+            record = open(once.record_path).read()
+        # the module was killed: its record is still there
+        _fs.private_dir(os.path.dirname(once.record_path))
+        _fs.write(once.record_path, record, 0o600)
+        with fpu.Once(st, (NOBODY, NOBODY), final) as again:
+            again.clean_stale()
+            assert again.orphan == child.pid
+        assert child.wait(timeout=10) == -9
+    finally:
+        if child.poll() is None:
+            child.kill()
+
+
+@ROOT_ONLY
+def test_a_forged_record_never_reaches_a_foreign_process(tmp_path):
+    """A record naming a process of root (pid and start time right) is still signalled only with
+    the account's credentials: the kernel refuses, the process lives."""
+    final = str(tmp_path / 'o' / 'train-00000000000000aa')
+    st = state(tmp_path)
+    victim = sleeper()
+    try:
+        once = fpu.Once(st, (NOBODY, NOBODY), final)
+        _fs.private_dir(os.path.dirname(once.record_path))
+        _fs.write_json(once.record_path, dict(child_pid=victim.pid, child_start=_fs.process_start(victim.pid)), 0o600)
+        with once:
+            once.clean_stale()
+        time.sleep(0.3)
+        assert victim.poll() is None
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+def test_a_record_of_a_reused_pid_is_ignored(tmp_path):
+    final = str(tmp_path / 'o' / 'x')
+    st = state(tmp_path)
+    victim = sleeper()
+    try:
+        once = fpu.Once(st, None, final)
+        _fs.private_dir(os.path.dirname(once.record_path))
+        _fs.write_json(once.record_path, dict(child_pid=victim.pid, child_start=1), 0o600)
+        with once:
+            once.clean_stale()
+            assert once.orphan is None
+        assert victim.poll() is None
+    finally:
+        victim.kill()
+        victim.wait()

@@ -246,9 +246,8 @@ def test_start_missing_program_raises(runner):
     assert 'cannot start' in open(runner.log_path_for('missing')).read()
 
 
-def test_common_helpers(tmp_path):
-    """module_utils._ilab_common: dotted keys, digests, atomic replacement."""
-    import hashlib
+def test_common_helpers():
+    """module_utils._ilab_common: dotted keys, sha256 notation (file operations: test_fs.py)."""
     from ansible_collections.labforge.instructlab.plugins.module_utils import _ilab_common as C
     d = {'a': {'b': None, 'c': {'d': 1}}}
     assert C.dotted_has(d, 'a.b') and not C.dotted_has(d, 'a.x') and not C.dotted_has(d, 'a.b.c')
@@ -259,18 +258,22 @@ def test_common_helpers(tmp_path):
     assert C.normalize_sha256('SHA256:' + 'A' * 64) == 'a' * 64
     with pytest.raises(ValueError):
         C.normalize_sha256('sha256:xyz')
-    root = tmp_path / 'tree'
-    (root / 's').mkdir(parents=True)
-    (root / 'x').write_bytes(b'x')
-    (root / 's' / 'y').write_bytes(b'y')
-    digest, info = C.tree_digest(str(root))
-    lines = ''.join('%s  %s\n' % (hashlib.sha256(c).hexdigest(), n) for n, c in [('s/y', b'y'), ('x', b'x')])
-    assert digest == 'sha256:' + hashlib.sha256(lines.encode()).hexdigest()
-    assert info['x'] == {'sha256': hashlib.sha256(b'x').hexdigest(), 'size': 1}
-    new = tmp_path / 'new'
-    new.mkdir()
-    (new / 'z').write_text('z')
-    C.replace_path(str(new), str(root))
-    assert os.listdir(str(root)) == ['z'] and sorted(os.listdir(str(tmp_path))) == ['tree']
-    C.atomic_write(str(tmp_path / 'f'), 'text', mode=0o600)
-    assert (tmp_path / 'f').read_text() == 'text' and oct((tmp_path / 'f').stat().st_mode & 0o777) == '0o600'
+
+
+def test_log_replaces_a_planted_link_and_status_follows_the_job(runner, tmp_path):
+    """The runner's log and status files go through the file layer: a link at the log's
+    name is replaced, not truncated through."""
+    canary = tmp_path / 'canary'
+    canary.write_text('keep')
+    path = runner.log_path_for('step')
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    os.symlink(str(canary), path)
+    os.symlink(str(canary), path[:-len('.log')] + '.status.json')
+    res = runner.run('step', ['sh', '-c', 'echo hello'], log_name='step')
+    assert res.rc == 0 and 'hello' in res.log_text and canary.read_text() == 'keep'
+    assert not os.path.islink(path) and 'hello' in open(path).read()
+    job = runner.start('bg', ['sh', '-c', 'echo bye'], log_name='step')
+    job.wait()
+    assert canary.read_text() == 'keep' and not os.path.islink(job.status_path)
+    import json
+    assert json.load(open(job.status_path))['state'] == 'finished'

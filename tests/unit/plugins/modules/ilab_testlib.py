@@ -79,7 +79,8 @@ class Recorder(object):
         return self
 
 
-def run_module(monkeypatch, main, args, check_mode=False, diff=False):
+def run_module(monkeypatch, main, args, check_mode=False, diff=False, ilab_options=True):
+    """``ilab_options=False`` for a module without the shared user/venv options."""
     def exit_json(self, **kw):
         kw.setdefault('changed', False)
         raise Exit(kw)
@@ -91,7 +92,8 @@ def run_module(monkeypatch, main, args, check_mode=False, diff=False):
     monkeypatch.setattr(basic.AnsibleModule, 'exit_json', exit_json)
     monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail_json)
     full = dict(args)
-    full.setdefault('user', ME)
+    if ilab_options:
+        full.setdefault('user', ME)
     if check_mode:
         full['_ansible_check_mode'] = True
     if diff:

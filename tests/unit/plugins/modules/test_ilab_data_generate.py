@@ -22,6 +22,7 @@ from ansible.module_utils import basic
 
 from ansible_collections.labforge.instructlab.plugins.module_utils import _ilab_runner
 from ansible_collections.labforge.instructlab.plugins.module_utils import _fingerprint as fpu
+from ansible_collections.labforge.instructlab.plugins.module_utils import _fs
 from ansible_collections.labforge.instructlab.plugins.modules import ilab_data_generate as mod
 
 from ilab_testlib import Exit, Fail, patch_module_args
@@ -163,7 +164,7 @@ def test_first_run_generates_with_exact_command(bed):
     assert r['changed'] and r['generated']
     (dummy, argv, kw), = bed.starts()
     staging = argv[argv.index('--output-dir') + 1]
-    assert os.path.basename(staging).startswith('.generate-%s.tmp-%d-' % (fpu.short(r['fingerprint']), os.getpid()))
+    assert os.path.basename(staging).startswith('.generate-%s.labforge-tmp-' % fpu.short(r['fingerprint']))
     assert argv == expected_argv(bed, staging)
     assert kw['log_name'] == 'ilab-data-generate-' + fpu.short(r['fingerprint'])
     final = os.path.join(bed.out, 'generate-' + fpu.short(r['fingerprint']))
@@ -174,7 +175,7 @@ def test_first_run_generates_with_exact_command(bed):
     assert not os.path.exists(staging)
     m = fpu.read_manifest(final)
     assert m['fingerprint'] == r['fingerprint'] and m['rows']['train'] == 10
-    assert m['inputs']['teacher']['digest'] == fpu.path_digest(bed.teacher)
+    assert m['inputs']['teacher']['digest'] == _fs.path_digest(bed.teacher)
     assert m['inputs']['ilab_version'] == '0.26.1'
     assert fpu.latest_dataset(bed.out)['dir'] == final
     assert r['diff']['before'] == dict(dataset_dir=None)
@@ -190,11 +191,14 @@ def test_same_inputs_unchanged_and_returns_existing_paths(bed):
     assert r['diff']['before']['dataset_dir'] == r['diff']['after']['dataset_dir']
 
 
-@pytest.mark.parametrize('change', ['param', 'taxonomy', 'teacher', 'version'])
+@pytest.mark.parametrize('change', ['param', 'taxonomy', 'teacher', 'version', 'teacher settings'])
 def test_changed_inputs_regenerate(bed, change, monkeypatch):
     dummy, first = bed.run()
     kw = {}
-    if change == 'param':
+    if change == 'teacher settings':   # config.yaml's generate section shapes the result too
+        with open(bed.cfg, 'a') as f:
+            f.write('    llama_cpp:\n      max_ctx_size: 8192\n')
+    elif change == 'param':
         kw['sdg_scale_factor'] = 5
     elif change == 'taxonomy':
         write(os.path.join(bed.tax, 'compositional_skills', 'haiku', 'qna.yaml'), SKILL + '# edited\n')
@@ -252,8 +256,8 @@ def test_killed_run_is_not_accepted_and_rerun_regenerates(bed):
     kind, r = bed.run()
     assert kind == 'fail' and r['rc'] == -9
     assert os.listdir(bed.out) == []
-    # a leftover of a killed *module* (its pid is gone) is removed by the next run
-    leftover = os.path.join(bed.out, '.generate-%s.tmp-999999999-1' % fpu.short(r['fingerprint']))
+    # a leftover of a killed *module* (it holds no lock any more) is removed by the next run
+    leftover = os.path.join(bed.out, '.generate-%s.labforge-tmp-dead01' % fpu.short(r['fingerprint']))
     write(os.path.join(leftover, 'x', 'train_x.jsonl'), '{}\n')
     bed.rc = 0
     kind, r2 = bed.run()
@@ -277,7 +281,9 @@ def test_defaults_come_from_the_config(bed):
     assert r['dataset_dir'].startswith(bed.out + os.sep)
 
 
-def test_endpoint_teacher_and_optional_flags(bed):
+def test_endpoint_teacher_and_optional_flags(bed, monkeypatch):
+    asked = []
+    monkeypatch.setattr(mod.srv, 'endpoint_models', lambda url: asked.append(url) or (True, ['/m/teacher.gguf']))
     kind, r = bed.run(endpoint_url='http://127.0.0.1:8000/v1', model='teacher-model', gpus=4, num_cpus=2,
                       chunk_word_count=800, server_ctx_size=4096, batch_size=0, max_num_tokens=512,
                       model_family='mixtral', taxonomy_base='origin/main')
@@ -289,7 +295,8 @@ def test_endpoint_teacher_and_optional_flags(bed):
         '--taxonomy-path', bed.tax, '--taxonomy-base', 'origin/main', '--output-dir', staging,
         '--gpus', '4', '--num-cpus', '2', '--chunk-word-count', '800', '--server-ctx-size', '4096',
         '--batch-size', '0', '--max-num-tokens', '512', '--model-family', 'mixtral']
-    assert r['inputs']['teacher'] == dict(name='teacher-model')
+    assert r['inputs']['teacher'] == dict(name='teacher-model', served=['/m/teacher.gguf'])
+    assert asked == ['http://127.0.0.1:8000/v1']
     # the base ref was resolved with git (here: not a repository -> None)
     git = [c for c in bed.calls if c[0] == 'run']
     assert git[0][1] == ['git', '-C', bed.tax, 'rev-parse', '--verify', 'origin/main^{commit}']
@@ -299,3 +306,24 @@ def test_endpoint_teacher_and_optional_flags(bed):
 def test_missing_teacher_file_fails_early(bed):
     kind, r = bed.run(model=os.path.join(bed.tmp, 'nope.gguf'))
     assert kind == 'fail' and 'does not exist' in r['msg'] and bed.starts() == []
+
+
+def test_another_model_behind_the_endpoint_generates_again(bed, monkeypatch):
+    served = ['/m/teacher-a.gguf']
+    monkeypatch.setattr(mod.srv, 'endpoint_models', lambda url: (True, list(served)))
+    args = dict(endpoint_url='http://127.0.0.1:8000/v1', model='teacher-model')
+    dummy, first = bed.run(**args)
+    dummy, same = bed.run(**args)
+    assert not same['generated']
+    served[:] = ['/m/teacher-b.gguf']
+    dummy, r = bed.run(**args)
+    assert r['generated'] and r['fingerprint'] != first['fingerprint']
+
+
+def test_unreachable_endpoint_fails_but_check_mode_predicts(bed, monkeypatch):
+    monkeypatch.setattr(mod.srv, 'endpoint_models', lambda url: (False, 'Connection refused'))
+    args = dict(endpoint_url='http://127.0.0.1:8000/v1', model='teacher-model')
+    kind, r = bed.run(**args)
+    assert kind == 'fail' and 'endpoint_url http://127.0.0.1:8000/v1' in r['msg'] and 'refused' in r['msg']
+    kind, r = bed.run(check=True, **args)
+    assert kind == 'exit' and r['generated'] and bed.starts() == []

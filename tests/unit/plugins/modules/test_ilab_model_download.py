@@ -20,7 +20,7 @@ import pytest
 
 from ansible_collections.labforge.instructlab.plugins.modules import ilab_model_download as M
 
-from ilab_testlib import Recorder, run_module, make_venv
+from ilab_testlib import ME, Recorder, run_module, make_venv
 
 TOKEN = 'hf_UnitTestSecretToken123'
 OCI_LAYOUT = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'testbed', 'oci_layout.py')
@@ -129,6 +129,10 @@ def test_oci_exact_commands_with_registry_port(env, monkeypatch):
                             '--src-authfile=' + auth, '--src-cert-dir=/etc/labforge/certs.d', '--src-tls-verify=true',
                             'docker://registry.example:5000/models/granite@' + d1,   # exactly the inspected manifest
                             'oci:%s/layout:model' % ws]
+    # skopeo runs as root: it writes only in root's private state directory, never in the
+    # service account's tree (where a planted link would redirect it)
+    assert ws.startswith(os.path.join(M._fs.STATE_ROOT, 'users', ME, 'tmp', 'oci-')) and not os.path.exists(ws)
+    assert os.listdir(os.path.dirname(ws)) == []
     target = os.path.join(env['models'], 'granite')
     assert r['path'] == target
     assert sorted(os.listdir(target)) == ['README.md', 'model.gguf']
@@ -234,17 +238,24 @@ def test_oci_bad_reference(env, monkeypatch):
 
 
 # ------------------------------------------------------------------- hf
-def hf_responder(files):
+def hf_responder(files, commit=None):
+    """What HF_SCRIPT does: download (op=download) and print the commit the revision is at
+    (``commit``: a one-item list, changed by a test to move the branch; ``[None]``: offline)."""
+    commit = commit if commit is not None else ['c' * 40]
+
     def respond(step, argv, call):
+        spec = json.loads(argv[3])
+        if step == 'hf resolve' and commit[0] is None:
+            return 1, '', 'ConnectionError: offline\n'
         if step == 'hf download':
-            spec = json.loads(argv[3])
             os.makedirs(os.path.join(spec['tmp'], '.cache', 'huggingface'))
             for name, data in files.items():
                 p = os.path.join(spec['tmp'], name)
                 os.makedirs(os.path.dirname(p), exist_ok=True)
                 with open(p, 'wb') as f:
                     f.write(data)
-            return 0, 'downloaded\n', ''
+        if step in ('hf download', 'hf resolve'):
+            return 0, json.dumps({'commit': commit[0]}) + '\n', ''
         return None
     return respond
 
@@ -264,8 +275,10 @@ def test_hf_token_only_in_environment(env, monkeypatch):
     (call,) = env['rec'].calls
     assert call['argv'][:2] == [env['venv'] + '/bin/python', '-c']
     assert json.loads(call['argv'][3]) == {
-        'repository': 'TheBloke/Mistral-7B-Instruct-v0.2-GGUF', 'filename': 'mistral-7b-instruct-v0.2.Q4_K_M.gguf',
-        'revision': 'main', 'tmp': json.loads(call['argv'][3])['tmp']}
+        'op': 'download', 'repository': 'TheBloke/Mistral-7B-Instruct-v0.2-GGUF',
+        'filename': 'mistral-7b-instruct-v0.2.Q4_K_M.gguf', 'revision': 'main',
+        'tmp': json.loads(call['argv'][3])['tmp']}
+    assert call['as_user'] and r['commit'] == 'c' * 40
     assert call['secret_env'] == {'HF_TOKEN': TOKEN}
     assert TOKEN not in ' '.join(call['argv'])
     assert '--hf-token' not in call['argv']
@@ -301,10 +314,30 @@ def test_hf_idempotent_from_record_and_check_mode(env, monkeypatch, private_home
     run_module(monkeypatch, M.main, hf_args(env))
     again = run_module(monkeypatch, M.main, hf_args(env))
     assert not again['changed'] and 'recorded download' in again['reason']
-    assert env['rec'].steps() == ['hf download']
-    assert os.listdir(os.path.join(private_home, '.local', 'state', 'labforge', 'downloads'))
+    # the branch was re-checked (one small request), not downloaded again
+    assert env['rec'].steps() == ['hf download', 'hf resolve']
+    records = os.path.join(M._fs.STATE_ROOT, 'users', ME, 'downloads')
+    assert os.listdir(records) and oct(os.stat(records).st_mode & 0o777) == '0o700'
+    assert not os.path.exists(os.path.join(private_home, '.local', 'state', 'labforge', 'downloads'))
     other = run_module(monkeypatch, M.main, hf_args(env, revision='v2'), check_mode=True)
     assert other['changed'] and 'not downloaded from' in other['reason']
+
+
+def test_hf_moving_revision_is_rechecked_and_a_commit_is_pinned(env, monkeypatch):
+    commit = ['a' * 40]
+    env['rec'].responder = hf_responder({'mistral-7b-instruct-v0.2.Q4_K_M.gguf': b'gguf'}, commit)
+    run_module(monkeypatch, M.main, hf_args(env))
+    commit[0] = 'b' * 40                      # main moved
+    r = run_module(monkeypatch, M.main, hf_args(env))
+    assert r['changed'] and 'moved from %s to %s' % ('a' * 40, 'b' * 40) in r['reason'] and r['commit'] == 'b' * 40
+    commit[0] = None                          # the Hub is unreachable: keep what is there, say so
+    r = run_module(monkeypatch, M.main, hf_args(env))
+    assert not r['changed'] and r['commit'] == 'b' * 40
+    pinned = hf_args(env, revision='b' * 40, name='pinned.gguf')
+    run_module(monkeypatch, M.main, pinned)
+    n = len(env['rec'].calls)
+    assert not run_module(monkeypatch, M.main, pinned)['changed']
+    assert len(env['rec'].calls) == n          # a pinned commit is never re-checked
 
 
 def test_hf_whole_repository(env, monkeypatch):

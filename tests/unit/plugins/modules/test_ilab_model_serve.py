@@ -69,7 +69,12 @@ class Bed(object):
         monkeypatch.setattr(basic.AnsibleModule, 'get_bin_path',
                             lambda s, name, required=False, opt_dirs=None: '/usr/bin/' + name)
         monkeypatch.setattr(basic.AnsibleModule, 'run_command', lambda s, argv, **kw: self.systemctl(argv))
-        monkeypatch.setattr(srv, 'wait_models', self.fake_wait)
+        monkeypatch.setattr(srv, 'wait_healthy', self.fake_wait)
+        self.held = []     # processes srv.listeners() reports on the port
+        monkeypatch.setattr(srv, 'listeners', lambda port, host=None: list(self.held))
+        monkeypatch.setattr(srv, 'gpu_devices', lambda: [])
+        self.warnings = []
+        monkeypatch.setattr(basic.AnsibleModule, 'warn', lambda s, msg: self.warnings.append(msg))
         monkeypatch.setattr(basic.AnsibleModule, 'exit_json', raiser(Exit))
         monkeypatch.setattr(basic.AnsibleModule, 'fail_json', raiser(Fail))
 
@@ -96,10 +101,10 @@ class Bed(object):
             return 0, 'MainPID=4242\nNRestarts=1\nActiveState=%s\n' % self.active.get(unit, 'inactive'), ''
         return 0, '', ''
 
-    def fake_wait(self, url, timeout, interval=1.0, alive=None):
+    def fake_wait(self, url, port, host, unit, model_path, timeout, interval=1.0, alive=None):
         self.calls.append(['wait', url, timeout])
         ok = self.healthy.pop(0) if len(self.healthy) > 1 else self.healthy[0]
-        return (True, [self.model], 0.5) if ok else (False, 'Connection refused', float(timeout))
+        return (True, [self.model], 0.5, None) if ok else (False, 'Connection refused', float(timeout), None)
 
     def run(self, check=False, diff=False, **kw):
         args = dict(user='ignored', venv=self.venv, model_path=self.model, unit_dir=self.units,
@@ -132,7 +137,7 @@ def test_start_writes_hardened_unit_and_own_config(bed):
     kind, r = bed.run(diff=True, max_ctx_size=2048, gpu_layers=0)
     assert kind == 'exit', r
     assert r['changed'] and r['healthy'] and r['endpoint'] == 'http://127.0.0.1:8001/v1'
-    assert r['actions'] == ['write config', 'write unit', 'daemon-reload', 'enable', 'start']
+    assert r['actions'] == ['write config', 'write environment', 'write unit', 'daemon-reload', 'enable', 'start']
     assert bed.verbs() == ['daemon-reload', 'enable', 'reset-failed', 'start', 'wait']
     assert [SYSTEMCTL, 'start', UNIT] in bed.calls
     assert bed.calls[-2] == ['wait', 'http://127.0.0.1:8001', 120]
@@ -144,11 +149,22 @@ def test_start_writes_hardened_unit_and_own_config(bed):
     assert ('ExecStart=%s --config %s/config.yaml model serve --model-path %s --backend llama-cpp '
             '--host 127.0.0.1 --port 8001\n' % (ilab, svc, bed.model)) in unit
     for line in ('User=ignored', 'Restart=on-failure', 'NoNewPrivileges=yes', 'ProtectSystem=strict',
-                 'PrivateTmp=yes', 'ProtectHome=read-only', 'ReadWritePaths=%s' % bed.home,
-                 'WorkingDirectory=%s' % svc, 'Environment="XDG_CONFIG_HOME=%s/xdg-config"' % svc,
-                 'Environment="PATH=%s/bin:' % bed.venv, 'WantedBy=multi-user.target'):
+                 'PrivateTmp=yes', 'ProtectHome=read-only', 'ReadWritePaths=%s\n' % svc,
+                 'WorkingDirectory=%s' % svc, 'EnvironmentFile=%s' % r['env_path'],
+                 'CapabilityBoundingSet=\n', 'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6',
+                 'SystemCallFilter=@system-service', 'ProtectProc=invisible', 'ProcSubset=pid',
+                 'ProtectClock=yes', 'ProtectHostname=yes', 'PrivateIPC=yes', 'RemoveIPC=yes',
+                 'PrivateUsers=yes', 'DevicePolicy=closed', 'StartLimitIntervalSec=300', 'StartLimitBurst=5',
+                 'WantedBy=multi-user.target'):
         assert line in unit
-    assert 'TMPDIR' not in unit
+    assert 'Environment=' not in unit and 'DeviceAllow=' not in unit and 'TMPDIR' not in unit
+    # the environment: a root-only file outside the service user's reach
+    assert r['env_path'] == os.path.join(mod._fs.STATE_ROOT, 'serve', 'student.env')
+    st = os.stat(r['env_path'])
+    assert (st.st_uid, oct(st.st_mode & 0o777)) == (0, '0o600')
+    env = open(r['env_path']).read()
+    assert 'XDG_CONFIG_HOME="%s/xdg-config"' % svc in env and 'PATH="%s/bin:' % bed.venv in env
+    assert 'XDG_DATA_HOME="%s/xdg-data"' % svc in env and 'TMPDIR' not in env
     with open(r['config_path']) as f:
         cfg = yaml.safe_load(f)
     assert cfg['serve']['model_path'] == bed.model
@@ -157,9 +173,80 @@ def test_start_writes_hardened_unit_and_own_config(bed):
     assert cfg['serve']['llama_cpp'] == dict(gpu_layers=0, max_ctx_size=2048)
     assert cfg['chat'] == dict(model='x')  # the rest of the user's config is kept
     assert os.path.isdir(os.path.join(svc, 'xdg-config', 'instructlab'))
-    assert [d['before'] for d in r['diff']] == ['', '']
+    assert [d['before'] for d in r['diff']] == ['', '', '']
     assert r['diff'][0]['after'] == unit
     assert r['main_pid'] == 4242 and r['restarts'] == 1 and r['models'] == [bed.model]
+
+
+def test_gpu_devices_are_allowed_only_when_used(bed, monkeypatch):
+    monkeypatch.setattr(srv, 'gpu_devices', lambda: ['/dev/nvidia0', '/dev/nvidiactl'])
+    kind, r = bed.run(gpu_layers=0)
+    assert 'DeviceAllow' not in open(r['unit_path']).read()
+    kind, r = bed.run(gpu_layers=-1)
+    unit = open(r['unit_path']).read()
+    assert 'DevicePolicy=closed\n' in unit and 'DeviceAllow=/dev/nvidia0 rw\nDeviceAllow=/dev/nvidiactl rw\n' in unit
+    assert r['actions'] == ['write config', 'write unit', 'daemon-reload', 'restart']
+
+
+@pytest.mark.parametrize('option,value', [
+    ('model_path', 'a\nExecStartPre=+/bin/touch /root/pwned\n.gguf'),
+    ('model_path', 'm\r.gguf'),
+    ('model_path', 'm\x00.gguf'),
+    ('model_path', 'm\u2028.gguf'),
+    ('host', '127.0.0.1\nExecStartPre=+/bin/sh'),
+    ('model_family', 'granite\x1b[0m'),
+])
+def test_control_characters_are_refused_naming_the_option(bed, option, value):
+    if option == 'model_path':
+        value = os.path.join(bed.tmp, 'models', value)
+        if '\x00' not in value:
+            write(value, 'GGUF')   # the service user can name a file so
+    kind, r = bed.run(**{option: value, 'allow_remote': True})
+    assert kind == 'fail' and r['msg'].startswith('%s: ' % option) and 'control character' in r['msg'], r
+    assert os.listdir(bed.units) == [] and bed.verbs() == []
+
+
+def test_a_newline_in_the_task_environment_is_refused(bed, monkeypatch):
+    monkeypatch.setenv('HTTPS_PROXY', 'http://proxy:3128\nExecStartPre=+/bin/touch /root/pwned')
+    kind, r = bed.run()
+    assert kind == 'fail' and 'environment variable HTTPS_PROXY' in r['msg'] and 'control character' in r['msg']
+    assert os.listdir(bed.units) == [] and not os.path.exists(r['env_path'])
+
+
+def test_dollar_and_percent_are_escaped_and_credentials_stay_in_the_env_file(bed, monkeypatch):
+    monkeypatch.setenv('HTTPS_PROXY', 'http://u:p$w%d"x@proxy:3128')
+    model = os.path.join(bed.tmp, 'models', 'm$1%n.gguf')
+    write(model, 'GGUF')
+    kind, r = bed.run(model_path=model, diff=True)
+    assert kind == 'exit', r
+    unit = open(r['unit_path']).read()
+    assert '--model-path "%s/models/m$$1%%%%n.gguf" ' % bed.tmp in unit
+    assert 'Description=InstructLab model server student (m$1%%n.gguf on 127.0.0.1:8001)' in unit
+    assert 'proxy' not in unit
+    assert 'HTTPS_PROXY="http://u:p\\$w%d\\"x@proxy:3128"\n' in open(r['env_path']).read()
+    env_diff = r['diff'][1]['after']
+    assert 'HTTPS_PROXY=********' in env_diff and 'u:p' not in env_diff and 'HOME=' in env_diff
+
+
+def test_network_host_needs_opt_in_and_warns(bed):
+    kind, r = bed.run(host='0.0.0.0')
+    assert kind == 'fail' and 'allow_remote=true' in r['msg'] and os.listdir(bed.units) == []
+    kind, r = bed.run(host='0.0.0.0', allow_remote=True)
+    assert kind == 'exit' and r['healthy']
+    assert any('WITHOUT authentication' in w for w in bed.warnings)
+    bed.warnings[:] = []
+    bed.run(host='127.0.0.5')
+    assert bed.warnings == []
+
+
+def test_a_port_held_by_another_process_fails_naming_it(bed):
+    bed.held = [dict(pid=777, comm='nginx', uid=0, user='root', unit='nginx.service')]
+    kind, r = bed.run()
+    assert kind == 'fail' and 'port 8001 is already held by pid 777 (nginx, user root, unit nginx.service)' in r['msg']
+    assert os.listdir(bed.units) == [] and bed.verbs() == []
+    bed.held = [dict(pid=778, comm='ilab', uid=1000, user='ignored', unit=UNIT)]   # our own unit: fine
+    kind, r = bed.run()
+    assert kind == 'exit' and r['healthy']
 
 
 def test_rerun_is_unchanged_and_only_checks_health(bed):
@@ -177,9 +264,9 @@ def test_changed_settings_restart(bed):
     assert kind == 'exit' and r['changed']
     assert r['actions'] == ['write config', 'restart']
     assert bed.verbs() == ['restart', 'wait']
-    assert 'max_ctx_size: 8192' in r['diff'][1]['after'] and 'max_ctx_size' not in r['diff'][1]['before']
+    assert 'max_ctx_size: 8192' in r['diff'][2]['after'] and 'max_ctx_size' not in r['diff'][2]['before']
     bed.calls[:] = []
-    kind, r = bed.run(max_ctx_size=8192, host='0.0.0.0')
+    kind, r = bed.run(max_ctx_size=8192, host='0.0.0.0', allow_remote=True)
     assert r['actions'] == ['write config', 'write unit', 'daemon-reload', 'restart']
     assert r['endpoint'] == 'http://127.0.0.1:8001/v1'
 
@@ -206,7 +293,7 @@ def test_unhealthy_fails_with_journal_or_restarts_on_request(bed):
     bed.run()
     bed.healthy = [False]
     kind, r = bed.run()
-    assert kind == 'fail' and 'did not answer' in r['msg'] and 'llama server crashed' in r['msg']
+    assert kind == 'fail' and 'not healthy' in r['msg'] and 'llama server crashed' in r['msg']
     assert r['healthy'] is False
     bed.healthy = [False, True]
     bed.calls[:] = []
@@ -236,9 +323,9 @@ def test_stopped_and_absent(bed):
     assert kind == 'exit' and not r['changed']
     bed.calls[:] = []
     kind, r = bed.run(state='absent', model_path=None, diff=True)
-    assert kind == 'exit' and r['actions'] == ['remove unit', 'remove config']
+    assert kind == 'exit' and r['actions'] == ['remove unit', 'remove environment', 'remove config']
     assert bed.verbs() == ['daemon-reload', 'reset-failed']
-    assert os.listdir(bed.units) == []
+    assert os.listdir(bed.units) == [] and not os.path.exists(r['env_path'])
     assert not os.path.exists(os.path.join(bed.home, '.local', 'state', 'labforge', 'serve', 'student'))
     kind, r = bed.run(state='absent', model_path=None)
     assert kind == 'exit' and not r['changed']
@@ -261,7 +348,10 @@ def test_missing_model_or_config_fails(bed):
 
 def test_exec_line_quoting():
     assert srv.exec_line(['/v/ilab', '--model-path', '/m/a b%.gguf']) == '/v/ilab --model-path "/m/a b%%.gguf"'
-    assert srv.env_line('K', 'a"b') == '"K=a\\"b"'
+    assert srv.exec_line(['/v/ilab', '$X', 'a"b\\c']) == '/v/ilab "$$X" "a\\"b\\\\c"'
+    assert srv.render_env_file({'K': 'a"b$c`d\\e'}).splitlines()[1] == 'K="a\\"b\\$c\\`d\\\\e"'
+    with pytest.raises(srv.UnitValueError, match='environment variable name'):
+        srv.render_env_file({'A B': 'x'})
     assert srv.base_url('::', 80) == 'http://[::1]:80'
 
 

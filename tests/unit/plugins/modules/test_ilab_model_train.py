@@ -23,6 +23,7 @@ from ansible.module_utils import basic
 
 from ansible_collections.labforge.instructlab.plugins.module_utils import _ilab_runner
 from ansible_collections.labforge.instructlab.plugins.module_utils import _fingerprint as fpu
+from ansible_collections.labforge.instructlab.plugins.module_utils import _fs
 from ansible_collections.labforge.instructlab.plugins.modules import ilab_model_train as mod
 
 from ilab_testlib import Exit, Fail, patch_module_args
@@ -88,8 +89,8 @@ class Bed(object):
         fpu.write_manifest(self.gen, dict(fingerprint='sha256:g1', dir=self.gen,
                                           files=dict(train=self.train, test=self.test,
                                                      skills_train_msgs=self.msgs, messages=None)))
-        fpu.write_pointer(os.path.join(self.datasets, fpu.GENERATE_POINTER),
-                          dict(dir=self.gen, fingerprint='sha256:g1'))
+        _fs.write_json(os.path.join(self.datasets, fpu.GENERATE_POINTER),
+                       dict(dir=self.gen, fingerprint='sha256:g1'))
         self.out = os.path.join(self.tmp, 'trained')
         self.cfg = os.path.join(self.home, '.config', 'instructlab', 'config.yaml')
         write(self.cfg, 'generate:\n  output_dir: %s\ntrain:\n  model_path: %s\n  pipeline: full\n'
@@ -139,7 +140,7 @@ class Bed(object):
             write(os.path.join(cwd, 'training_results', 'checkpoint-1', 'x'), 'partial')
         write(log, TRAIN_LOG if self.rc == 0 else 'LINUX_TRAIN.PY: TRAINING\n')
         res = _ilab_runner.IlabResult(step, argv, rc=self.rc, log_path=log, log_tail='LINUX_TRAIN.PY: FINISHED',
-                                      duration=19.0)
+                                      duration=19.0, log_text=open(log).read())
         return FakeJob(res, log[:-4] + '.status.json')
 
     def run(self, check=False, diff=False, **kw):
@@ -171,7 +172,7 @@ def test_simple_training_isolated_and_moved_into_place(bed):
     assert r['changed'] and r['trained']
     (dummy, argv, kw), = bed.starts()
     staging = kw['cwd']
-    assert os.path.basename(staging).startswith('.train-%s.tmp-%d-' % (fpu.short(r['fingerprint']), os.getpid()))
+    assert os.path.basename(staging).startswith('.train-%s.labforge-tmp-' % fpu.short(r['fingerprint']))
     assert argv == [os.path.join(bed.venv, 'bin', 'ilab'), '--config', bed.cfg, 'model', 'train',
                     '--pipeline', 'simple', '--device', 'cpu', '--model-path', bed.student,
                     '--data-path', os.path.join(staging, 'data'), '--num-epochs', '1',
@@ -182,6 +183,9 @@ def test_simple_training_isolated_and_moved_into_place(bed):
     final = os.path.join(bed.out, 'train-' + fpu.short(r['fingerprint']))
     assert r['model_dir'] == final and not os.path.exists(staging)
     assert r['gguf_path'] == os.path.join(final, 'ggml-model-f16.gguf') and os.path.isfile(r['gguf_path'])
+    # root ships the model from its own directory (the same file, checked), never from the user's tree
+    assert r['export_path'] == os.path.join(_fs.STATE_ROOT, 'users', 'ignored', 'export', 'train.gguf')
+    assert os.stat(r['export_path']).st_ino == os.stat(r['gguf_path']).st_ino
     assert r['checkpoint_dir'] == os.path.join(final, 'training_results', 'checkpoint-10')
     assert r['hf_model_dir'] == os.path.join(final, 'training_results', 'final')
     assert r['final_loss'] == pytest.approx(6.818511199951172)
@@ -190,8 +194,9 @@ def test_simple_training_isolated_and_moved_into_place(bed):
         assert f.read().count('\n') == 10
     m = fpu.read_manifest(final)
     assert m['fingerprint'] == r['fingerprint'] and m['gguf_path'] == r['gguf_path']
-    assert m['inputs']['data'] == dict(train=fpu.path_digest(bed.train), test=fpu.path_digest(bed.test))
-    assert m['inputs']['model']['digest'] == fpu.path_digest(bed.student)
+    assert m['inputs']['data'] == dict(train=_fs.path_digest(bed.train), test=_fs.path_digest(bed.test))
+    assert m['inputs']['model']['digest'] == _fs.path_digest(bed.student)
+    assert m['inputs']['config'] == dict(pipeline='full', device='cpu', num_epochs=7)   # no path keys
     assert r['log_path'].endswith('/ilab-model-train-train.log')
     assert r['status_path'].endswith('/ilab-model-train-train.status.json')
     assert r['diff']['before'] == dict(model_dir=None) and r['diff']['after']['model_dir'] == final
@@ -205,11 +210,14 @@ def test_rerun_is_unchanged(bed):
     assert r['gguf_path'] == first['gguf_path'] and r['final_loss'] == first['final_loss']
 
 
-@pytest.mark.parametrize('change', ['epochs', 'data', 'student'])
+@pytest.mark.parametrize('change', ['epochs', 'data', 'student', 'profile'])
 def test_changed_inputs_train_again_without_overwriting(bed, change):
     dummy, first = bed.run()
     kw = {}
-    if change == 'epochs':
+    if change == 'profile':   # config.yaml's train section fills the flags not given
+        with open(bed.cfg, 'a') as f:
+            f.write('  effective_batch_size: 128\n')
+    elif change == 'epochs':
         kw['num_epochs'] = 2
     elif change == 'data':
         write(bed.train, '{"user": "q2", "assistant": "a2"}\n' * 11)

@@ -12,6 +12,9 @@ __metaclass__ = type
 import copy
 import hashlib
 import os
+import re
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -56,19 +59,27 @@ def env(tmp_path, monkeypatch):
     staged = {}
 
     def respond(step, argv, call):
+        if step == 'check taxonomy files':
+            # the module's own checks, for real: the script with this python (PyYAML
+            # and instructlab-schema, as in the InstructLab venv)
+            assert argv[0] == env_venv[0] + '/bin/python' and argv[1] == '-c'
+            res = subprocess.run([sys.executable] + argv[1:], input=call['data'], capture_output=True, text=True,
+                                 check=False)
+            return res.returncode, res.stdout, res.stderr
         if step == 'ilab taxonomy diff':
             stage = argv[argv.index('--taxonomy-path') + 1]
             for dirpath, _d, files in os.walk(stage):
                 for f in files:
                     staged[os.path.relpath(os.path.join(dirpath, f), stage)] = open(os.path.join(dirpath, f)).read()
-            if any('hint' in text for text in staged.values()):
-                return 1, '', ('ERROR: %s/%s/qna.yaml:5:5 [seed_examples[0]] Unevaluated properties are not '
-                               'allowed (\'hint\' was unexpected)\n' % (stage, SP))
+            if any('ilab-rejects-this' in text for text in staged.values()):
+                return 1, '', ('ERROR: %s/%s/qna.yaml:5:5 wrong indentation: expected 4 but found 6 '
+                               '(indentation)\n' % (stage, SP))
         return None
     rec = Recorder(respond).install(monkeypatch)
     cfg = tmp_path / 'config.yaml'
     cfg.write_text('generate:\n  taxonomy_path: %s\n' % tax)
-    return dict(tax=str(tax), rec=rec, staged=staged, venv=make_venv(tmp_path), cfg=str(cfg), tmp=tmp_path)
+    env_venv = [make_venv(tmp_path)]
+    return dict(tax=str(tax), rec=rec, staged=staged, venv=env_venv[0], cfg=str(cfg), tmp=tmp_path)
 
 
 def args(env, files, **kw):
@@ -85,8 +96,12 @@ def test_deploy_normalises_checks_with_ilab_and_is_idempotent(env, monkeypatch):
     assert chk['changed'] and chk['changed_files'] == [SP + '/qna.yaml', 'knowledge/testing/facts/qna.yaml']
     assert not os.path.exists(os.path.join(env['tax'], SP))
     assert len(chk['diff']) == 2 and chk['diff'][0]['before'] == ''
-    # the installed InstructLab checks a staging copy, also in check mode
-    (diff_call,) = env['rec'].calls
+    # the own checks run with the venv's python, then the installed InstructLab
+    # checks a staging copy, both also in check mode
+    check_call, diff_call = env['rec'].calls
+    assert check_call['step'] == 'check taxonomy files' and not check_call['changes_state']
+    assert chk['schema'] == {'package': '0.4.2', 'versions': [1, 2, 3], 'newest': 3}
+    assert [(f['kind'], f['version'], f['examples']) for f in chk['files']] == [('skill', 3, 5), ('knowledge', 3, 5)]
     stage = diff_call['argv'][diff_call['argv'].index('--taxonomy-path') + 1]
     assert diff_call['argv'] == [env['venv'] + '/bin/ilab', '--config', env['cfg'], 'taxonomy', 'diff',
                                  '--taxonomy-path', stage, '--taxonomy-base', 'empty']
@@ -122,19 +137,44 @@ def with_examples(d, examples):
     return d
 
 
+def yaml_text(d):
+    return yaml.safe_dump(d, sort_keys=False)
+
+
+GROUNDED = dict(SKILL, seed_examples=[
+    {'context': 'Meeting notes, %s: the team agreed to ship on %s.' % (w, d),
+     'question': 'When does the team ship?', 'answer': 'On %s.' % d}
+    for w, d in (('Monday', 'Friday'), ('Tuesday', 'Thursday'), ('March', 'the 3rd'), ('April', 'the 9th'),
+                 ('May', 'the 1st'))])
+
+# Duplicate keys, a list where a string belongs, a mapping given as content.
+DUP_KEY = yaml_text(SKILL).replace('created_by: labforge\n', 'created_by: labforge\ncreated_by: someone\n')
+LIST_CONTEXT = with_examples(SKILL, [dict(SKILL['seed_examples'][0], context=['a', 'list'])] + SKILL['seed_examples'][1:])
+INT_QUESTION = with_examples(SKILL, SKILL['seed_examples'][:1] + [dict(SKILL['seed_examples'][1], question=42)]
+                             + SKILL['seed_examples'][2:])
+# A (small) alias bomb: 6 levels of 9 aliases; the classic billion laughs is 9 levels.
+BOMB = ('bomb:\n  - &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n'
+        + ''.join('  - &a%d [%s]\n' % (i, ', '.join(['*a%d' % (i - 1)] * 9)) for i in range(1, 6))
+        + yaml_text(with_examples(SKILL, SKILL['seed_examples'][1:] + [{'question': 'Q?', 'answer': 'A.'}]))
+        .replace("- question: Q?\n  answer: A.\n", "- question: Q?\n  answer: A.\n  context: *a5\n"))
+
 BAD = [
     ('invalid yaml', [{'path': SP, 'content': 'a: [b\n'}], 'invalid YAML'),
     ('tab', [{'path': SP, 'content': yaml.safe_dump(SKILL).replace('created_by:', 'created_by:\t')}],
-     'contains a tab character'),
+     r"line \d+: invalid YAML: .*tab character cannot indent or separate YAML"),
     ('no created_by', [{'path': SP, 'data': drop(SKILL, 'created_by')}], 'missing key: created_by'),
-    ('no version', [{'path': SP, 'data': drop(SKILL, 'version')}], 'missing key: version'),
+    ('no version', [{'path': SP, 'data': drop(SKILL, 'version')}],
+     r"line 1: no version key: InstructLab reads the file as the legacy version 1 format \(.*\): InstructLab still "
+     r"reads it, but this collection's rule requires version 2 or later.*; allow_legacy=true relaxes it"),
+    ('legacy version', [{'path': SP, 'data': dict(SKILL, version=1)}],
+     "line 1: version 1 is the legacy format .*this collection's rule requires version 2 or later.*allow_legacy=true"),
     ('no task_description', [{'path': SP, 'data': drop(SKILL, 'task_description')}], 'missing key: task_description'),
     ('few examples', [{'path': SP, 'data': with_examples(SKILL, SKILL['seed_examples'][:4])}],
      '4 seed examples, at least 5 are required'),
     ('words', [{'path': SP, 'data': with_examples(SKILL, [dict(e, context='word ' * 500) for e in SKILL['seed_examples']])}],
-     r'seed examples have 2\d\d\d words, over the limit of 2300'),
-    ('duplicate', [{'path': SP, 'data': with_examples(SKILL, SKILL['seed_examples'] + [
-        {'question': '  write a HAIKU about the sea. ', 'answer': 'x'}])}], 'duplicate question in seed examples 1 and 6'),
+     r"seed examples have 2\d\d\d words, over the limit of 2300 \(this collection's rule.*raise max_words to relax"),
+    ('identical examples', [{'path': SP, 'data': with_examples(SKILL, SKILL['seed_examples'] + SKILL['seed_examples'][:1])}],
+     'seed examples 1 and 6 are identical'),
     ('knowledge in skills', [{'path': SP, 'data': KNOWLEDGE}], 'must live under knowledge/'),
     ('skill in knowledge', [{'path': 'knowledge/x', 'data': SKILL}], 'must live under compositional_skills/'),
     ('other folder', [{'path': 'foo/x', 'data': SKILL}], 'must start with knowledge/ or compositional_skills/'),
@@ -145,10 +185,36 @@ BAD = [
         KNOWLEDGE['seed_examples'][0], questions_and_answers=KNOWLEDGE['seed_examples'][0]['questions_and_answers'][:2])]
         + KNOWLEDGE['seed_examples'][1:])}], 'seed example 1 needs at least 3 questions_and_answers'),
     ('no domain', [{'path': 'knowledge/x', 'data': drop(dict(KNOWLEDGE), 'domain')}], 'missing key: domain'),
+    ('knowledge version 2', [{'path': 'knowledge/x', 'data': dict(KNOWLEDGE, version=2)}],
+     'Version 2 is not supported for knowledge. Minimum supported version is 3.'),
     ('list', [{'path': SP, 'content': '- a\n'}], 'top level must be a mapping'),
+    ('empty', [{'path': SP, 'content': '\n'}], "the file is empty: .*this collection's rule"),
+    ('unknown key', [{'path': SP, 'data': with_examples(SKILL, [dict(SKILL['seed_examples'][0], hint='x')]
+                                                        + SKILL['seed_examples'][1:])}],
+     "line 10: seed example 1: unknown key 'hint' \\(allowed: answer, context, question\\)"),
     ('two sources', [{'path': SP, 'content': 'a: b', 'data': SKILL}], 'give exactly one of content, data, src'),
-    ('all or nothing', [{'path': SP + '/ok', 'data': SKILL}, {'path': SP + '/bad', 'data': drop(SKILL, 'version')}],
-     'bad/qna.yaml: missing key: version'),
+    ('all or nothing', [{'path': SP + '/ok', 'data': SKILL}, {'path': SP + '/bad', 'data': drop(SKILL, 'created_by')}],
+     'bad/qna.yaml: line 1: missing key: created_by'),
+    # issue 14, item 5: each of these was accepted or misreported by the old checks
+    ('alias bomb', [{'path': SP, 'content': BOMB}],
+     r"line \d+: YAML anchor &a0: anchors and aliases are refused \(this collection's rule, against alias bombs"),
+    ('duplicate key', [{'path': SP, 'content': DUP_KEY}],
+     r"line 3: duplicate key 'created_by' \(lines 2 and 3\)"),
+    ('list where a string belongs', [{'path': SP, 'data': dict(SKILL, created_by=['a', 'b'])}],
+     'line 2: created_by must be a string, got a list'),
+    ('list context', [{'path': SP, 'data': LIST_CONTEXT}],
+     r'line \d+: seed example 1, context must be a string, got a list'),
+    ('integer question', [{'path': SP, 'data': INT_QUESTION}],
+     r'line \d+: seed example 2, question must be a string, got an integer'),
+    ('mapping as content', [{'path': SP, 'content': SKILL}],
+     r'files\[1\]\.content must be a string, got dict \(use data: for YAML data\)'),
+    ('unknown version', [{'path': SP, 'data': dict(SKILL, version=4)}],
+     r'line 1: version 4 is not one the installed schema knows \(instructlab-schema 0\.4\.2 knows 1, 2, 3\)'),
+    ('version 0', [{'path': SP, 'data': dict(SKILL, version=0)}], 'version 0 is not one the installed schema knows'),
+    ('boolean version', [{'path': SP, 'data': dict(SKILL, version=True)}],
+     'line 1: version must be an integer, got a boolean'),
+    ('string version', [{'path': SP, 'data': dict(SKILL, version='3')}],
+     r'line 1: version must be an integer, got a string \("3"\)'),
 ]
 
 
@@ -157,14 +223,51 @@ def test_bad_input_fails_and_writes_nothing(env, monkeypatch, name, files, expec
     before = tree_hash(env['tax'])
     r = run_module(monkeypatch, T.main, args(env, files))
     assert r.get('failed'), r
-    import re
     assert re.search(expect, r['msg']), r['msg']
     assert 'nothing was written' in r['msg']
     bad = files[-1]['path']
-    if name != 'traversal':
+    if name not in ('traversal', 'mapping as content'):
         assert (bad.rstrip('/') + '/qna.yaml') in r['msg']
     assert tree_hash(env['tax']) == before
-    assert env['rec'].calls == []        # InstructLab is not even asked
+    assert 'ilab taxonomy diff' not in env['rec'].steps()      # InstructLab is not even asked
+
+
+@pytest.mark.parametrize('opts,expect', [
+    (dict(max_words=0), 'max_words must be between 1 and 1000000 (words of seed examples per file), got 0'),
+    (dict(max_words=-5), 'max_words must be between 1 and 1000000'),
+    (dict(max_words=10 ** 7), 'max_words must be between 1 and 1000000'),
+    (dict(min_examples=0), 'min_examples must be between 1 and 1000 (seed examples per file), got 0'),
+    (dict(min_examples=-1), 'min_examples must be between 1 and 1000'),
+    (dict(min_examples=5000), 'min_examples must be between 1 and 1000'),
+], ids=['max_words=0', 'max_words<0', 'max_words huge', 'min_examples=0', 'min_examples<0', 'min_examples huge'])
+def test_option_bounds(env, monkeypatch, opts, expect):
+    r = run_module(monkeypatch, T.main, args(env, [{'path': SP, 'data': SKILL}], **opts))
+    assert r.get('failed') and r['msg'].startswith(expect), r
+    assert env['rec'].calls == []                                 # refused before anything runs
+
+
+def test_grounded_skill_same_question_over_different_contexts(env, monkeypatch):
+    """Valid for InstructLab (the upstream taxonomy's own grounded skills do it)."""
+    r = run_module(monkeypatch, T.main, args(env, [{'path': 'compositional_skills/grounded/x', 'data': GROUNDED}]))
+    assert not r.get('failed'), r['msg']
+    assert r['changed']
+
+
+def test_min_examples_above_the_schema(env, monkeypatch):
+    r = run_module(monkeypatch, T.main, args(env, [{'path': SP, 'data': SKILL}], min_examples=6))
+    assert r['failed'] and re.search(r"5 seed examples, fewer than min_examples=6 \(this collection's rule; "
+                                     r"InstructLab requires 5\): lower min_examples to relax it", r['msg']), r['msg']
+    assert not run_module(monkeypatch, T.main, args(env, [{'path': SP, 'data': SKILL}], min_examples=5)).get('failed')
+
+
+def test_allow_legacy_accepts_what_instructlab_reads(env, monkeypatch):
+    """A version 1 skill without `version` and with 3 examples: InstructLab reads it."""
+    legacy = with_examples(drop(SKILL, 'version'), SKILL['seed_examples'][:3])
+    r = run_module(monkeypatch, T.main, args(env, [{'path': SP, 'data': legacy}]))
+    assert r['failed'] and 'allow_legacy=true relaxes it' in r['msg']
+    r = run_module(monkeypatch, T.main, args(env, [{'path': SP, 'data': legacy}], allow_legacy=True))
+    assert not r.get('failed'), r['msg']
+    assert r['files'][0]['version'] == 1 and r['files'][0]['examples'] == 3
 
 
 def test_non_utf8_src(env, monkeypatch, tmp_path):
@@ -177,11 +280,14 @@ def test_non_utf8_src(env, monkeypatch, tmp_path):
 def test_configurable_word_limit(env, monkeypatch):
     r = run_module(monkeypatch, T.main, args(env, [{'path': SP, 'data': SKILL}], max_words=10))
     assert r['failed'] and 'over the limit of 10' in r['msg']
+    assert r['word_counts'] == {SP + '/qna.yaml': sum(len(e['question'].split()) + len(e['answer'].split())
+                                                      for e in SKILL['seed_examples'])}
 
 
 def test_ilab_rejection_writes_nothing_and_names_the_file(env, monkeypatch):
     before = tree_hash(env['tax'])
-    data = with_examples(SKILL, [dict(SKILL['seed_examples'][0], hint='x')] + SKILL['seed_examples'][1:])
+    # passes the own checks; the (fake) ilab refuses it, as its yamllint warnings would
+    data = with_examples(SKILL, [dict(SKILL['seed_examples'][0], answer='ilab-rejects-this')] + SKILL['seed_examples'][1:])
     r = run_module(monkeypatch, T.main, args(env, [{'path': SP, 'data': data}]))
     assert r['failed'] and r['step'] == 'ilab taxonomy diff'
     assert 'InstructLab rejected the taxonomy files, nothing was written' in r['msg']
@@ -191,7 +297,7 @@ def test_ilab_rejection_writes_nothing_and_names_the_file(env, monkeypatch):
 
 def test_skip_ilab_check(env, monkeypatch):
     r = run_module(monkeypatch, T.main, args(env, [{'path': SP, 'data': SKILL}], ilab_check=False))
-    assert r['changed'] and env['rec'].calls == []
+    assert r['changed'] and env['rec'].steps() == ['check taxonomy files']
 
 
 def test_taxonomy_path_default_from_config(env, monkeypatch):
@@ -202,3 +308,18 @@ def test_taxonomy_path_default_from_config(env, monkeypatch):
 def test_normalize():
     assert T.normalize('a:  \r\n  b: c\t\n\n\n') == 'a:\n  b: c\n'
     assert T.normalize('x') == 'x\n'
+
+
+def test_the_collections_own_taxonomy_files_pass(env, monkeypatch):
+    """The example and local inventories' files (one skill of version 2)."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
+    files = []
+    for inv in ('example', 'local'):
+        base = os.path.join(root, 'inventories', inv, 'files', 'taxonomy')
+        for dirpath, _dirs, names in os.walk(base):
+            if 'qna.yaml' in names:
+                files.append({'path': os.path.relpath(dirpath, base),
+                              'content': open(os.path.join(dirpath, 'qna.yaml')).read()})
+        r = run_module(monkeypatch, T.main, args(env, files, ilab_check=False), check_mode=True)
+        assert not r.get('failed'), r['msg']
+        files = []
