@@ -183,7 +183,7 @@ def test_probe_never_runs_a_venv_another_account_can_change(tmp_path):
 def test_uv_lock_file_is_closed_to_other_accounts(tmp_path):
     """uv creates <venv>/.lock world-writable; the probe would refuse the venv on every run."""
     marker = tmp_path / "pth-ran"
-    venv, link, _ = real_venv(tmp_path, marker)
+    venv, link, _pth = real_venv(tmp_path, marker)
     lock = venv / ".lock"
     lock.touch()
     lock.chmod(0o666)
