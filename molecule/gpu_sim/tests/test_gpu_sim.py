@@ -48,8 +48,9 @@ def test_cached_wheel_is_the_cuda_build(host):
     entry = manifest(host)["installed"]["wheels"]["llama-cpp-python"]
     info = json.loads(host.file(entry["dir"] + "/BUILD-INFO.json").content_string)
     assert info["cmake_args"] == "-DGGML_CUDA=on -DGGML_NATIVE=off -DCMAKE_CUDA_ARCHITECTURES=86"
-    sums = host.file(entry["dir"] + "/SHA256SUMS").content_string.split()
-    wheel = host.file(entry["dir"] + "/" + sums[1]).content
+    names = sorted(info["files"])
+    assert len(names) == 1 and names[0].startswith("llama_cpp_python-0.3.6-"), names
+    wheel = host.file(entry["dir"] + "/" + names[0]).content
     with zipfile.ZipFile(io.BytesIO(wheel)) as zf:
         libs = [n for n in zf.namelist() if n.startswith("llama_cpp/lib/")]
     assert "llama_cpp/lib/libggml-cuda.so" in libs, libs
