@@ -183,6 +183,7 @@ class Attack(object):
         self.modules = {}
         self.planted = {}
         self.victims = {}
+        self.victims_alive = {}
 
     # ------------------------------------------------------------ plumbing
     @staticmethod
@@ -354,10 +355,12 @@ class Attack(object):
         self.controller_leaks = self.scan_controller(secrets)
         for n in ('attack-xdg', 'attack-nl', 'attack-host', 'attack-env'):
             self.module('cleanup-' + n, 'ilab_model_serve', dict(name=n, state='absent'))
+        self.victims_alive = dict((case_id, self.victim_alive(case_id)) for case_id in self.victims)
         for v in self.victims.values():
             self.sh('systemctl stop %s' % v['unit'], check=False)
         with open(os.path.join(self.work, 'evidence.json'), 'w', encoding='utf-8') as f:
             json.dump(dict(planted=self.planted, evidence=self.evidence, controller_leaks=self.controller_leaks,
+                           victims_alive=self.victims_alive,
                            runs=dict((k, dict(rc=v['rc'], recap=v['recap'])) for k, v in self.runs.items()),
                            modules=self.modules), f, indent=2, default=str)
 
@@ -433,7 +436,7 @@ def test_planted_path(attack, case_id):
     leaked = attack.evidence['_leaks'][secret] + attack.controller_leaks[secret]
     assert leaked == [], 'the canary of %s was read out by root into %s' % (case_id, leaked)
     if c['plant'] == 'run-record':
-        assert attack.victim_alive(case_id), 'root process %s was signalled' % attack.victims[case_id]
+        assert attack.victims_alive[case_id], 'root process %s was signalled' % attack.victims[case_id]
     if c['plant'] == 'serving-record':
         unit = attack.evidence['_units']['labforge-ilab-serve-main.service'] or ''
         assert CANARIES not in unit, 'the rollback served the forged record\'s model'
