@@ -480,6 +480,10 @@ FULL_GGUF = 'pytorch_model.gguf'
 FULL_GGUF_Q = 'pytorch_model-Q4_K_M.gguf'
 METRICS_PREFIX = 'training_params_and_metrics_global'
 JOURNAL = 'journalfile.yaml'
+# the service account writes these files: read no more than this (the end of the metrics,
+# where the last checkpoints' steps are; a journal is a few KiB)
+METRICS_LIMIT = 64 * 1024 * 1024
+JOURNAL_LIMIT = 1024 * 1024
 FULL_LOSS_RE = re.compile(r'Epoch: (\d+), Step: \d+, Loss per batch: [^,\n]*, '
                           r'Actual Loss Per Batch = (?:tensor\()?([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)')
 # the devices each pipeline runs on (cli/model/train.py: is_high_fidelity = cuda or hpu)
@@ -758,7 +762,8 @@ def metrics_losses(ck, names):
     files = sorted(n for n, st in (_fs.scandir(ck) if _fs.isdir(ck) else [])
                    if n.startswith(METRICS_PREFIX) and n.endswith('.jsonl') and stat.S_ISREG(st.st_mode))
     steps = []
-    for line in (_fs.read_text(os.path.join(ck, files[0]), errors='replace') if files else '').splitlines():
+    text = _fs.read_text(os.path.join(ck, files[0]), limit=METRICS_LIMIT, errors='replace') if files else ''
+    for line in text.splitlines():
         try:
             rec = json.loads(line)
         except ValueError:
@@ -783,11 +788,14 @@ def journal_best(runner, path):
     if not _fs.isfile(path):
         return None, None
     try:
-        journal = runner.yaml_load(_fs.read_text(path)) or {}
+        journal = runner.yaml_load(_fs.read_text(path, limit=JOURNAL_LIMIT, errors='replace'))
     except ValueError:
         return None, None
-    final = journal.get('final_output') or {}
-    return final.get('checkpoint'), final.get('score')
+    final = (journal.get('final_output') if isinstance(journal, dict) else None) or {}
+    if not isinstance(final, dict) or not isinstance(final.get('checkpoint'), str):
+        return None, None
+    score = final.get('score')
+    return final['checkpoint'], float(score) if isinstance(score, (int, float)) else None
 
 
 def collect(runner, staging, eff, log_text):
