@@ -1002,6 +1002,8 @@ def run_module(module):
                     export_dir = export_dir or _fs.private_dir(os.path.join(runner.state, 'export'))
                     result[key.replace('gguf', 'export')] = _fs.export(
                         src, os.path.join(export_dir, p['name'] + suffix))
+                else:   # no stale export of an earlier result under this name (root's own directory)
+                    _fs.remove(os.path.join(runner.state, 'export', p['name'] + suffix))
     if module._diff:
         after = dict(model_dir=final, fingerprint=fp, gguf_path=result['gguf_path'],
                      final_loss=result['final_loss'])

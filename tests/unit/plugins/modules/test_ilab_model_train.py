@@ -589,3 +589,12 @@ def test_phased_inputs_are_checked_before_anything_changes(bed, case):
     for word in words:
         assert word in r['msg']
     assert bed.calls == [] and not os.path.exists(bed.out)
+
+
+def test_no_stale_export_of_an_earlier_result_under_the_same_name(bed):
+    dummy, full = bed.run(pipeline='full', num_epochs=3)
+    assert os.path.isfile(full['export_path']) and os.path.isfile(full['export_quantized_path'])
+    kind, r = bed.run(pipeline='accelerated', device='cuda')
+    assert kind == 'exit' and r['trained'] and r['model']['gguf_path'] is None
+    assert 'export_path' not in r and 'export_quantized_path' not in r
+    assert not os.path.exists(full['export_path']) and not os.path.exists(full['export_quantized_path'])
