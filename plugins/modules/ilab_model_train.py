@@ -89,6 +89,8 @@ options:
         which is what ilab reads from a C(--data-path) directory.
       - For C(full) and C(accelerated) a messages C(.jsonl) file; from a generate result the
         C(skills_train_msgs) file (else C(messages)).
+      - With O(strategy), V(latest) or a directory of C(ilab data generate) output, where the phase
+        files not given in O(phased_phase1_data) and O(phased_phase2_data) are taken from.
     type: str
     default: latest
   test_data_path:
@@ -184,17 +186,21 @@ options:
     description:
       - Phase-1 (knowledge) data of O(strategy=lab-multiphase) (C(--phased-phase1-data)), a messages
         C(.jsonl) file - the C(knowledge_train_msgs_*.jsonl) of C(ilab data generate).
-      - V(latest) (the default with O(strategy=lab-multiphase)) takes the C(knowledge_train_msgs) file of
-        the latest result of M(labforge.instructlab.ilab_data_generate) in O(datasets_dir); a result
-        without knowledge (a taxonomy of skills only) is refused - use O(strategy=lab-skills-only).
+      - V(latest) takes the C(knowledge_train_msgs) file of the latest result of
+        M(labforge.instructlab.ilab_data_generate) in O(datasets_dir); a result without knowledge (a
+        taxonomy of skills only) is refused - use O(strategy=lab-skills-only).
+      - Not given, it comes from O(data_path) - V(latest) as above, or the newest
+        C(knowledge_train_msgs_*.jsonl) in a directory of C(ilab data generate) output.
       - Refused with O(strategy=lab-skills-only), which has no phase 1, and without O(strategy).
     type: str
   phased_phase2_data:
     description:
       - Phase-2 (skills) data of O(strategy) (C(--phased-phase2-data)), a messages C(.jsonl) file - the
         C(skills_train_msgs_*.jsonl) of C(ilab data generate).
-      - V(latest) (the default with O(strategy)) takes the C(skills_train_msgs) file of the latest
-        result of M(labforge.instructlab.ilab_data_generate) in O(datasets_dir).
+      - V(latest) takes the C(skills_train_msgs) file of the latest result of
+        M(labforge.instructlab.ilab_data_generate) in O(datasets_dir).
+      - Not given, it comes from O(data_path) - V(latest) as above, or the newest
+        C(skills_train_msgs_*.jsonl) in a directory of C(ilab data generate) output.
     type: str
   phased_mt_bench_judge:
     description:
@@ -628,7 +634,9 @@ def check_pipeline(module, pipeline, device, strategy):
 
 
 def resolve_phased(module, eff):
-    """-> dict(phase1=..., phase2=..., data=phase2 file, source=...) for --strategy."""
+    """-> dict(phase1=..., phase2=..., data=phase2 file, source=...) for --strategy. A phase
+    file not given comes from O(data_path): the latest ilab_data_generate result, or the newest
+    ``KIND_*.jsonl`` in a directory of ``ilab data generate`` output."""
     p = module.params
     strategy = p['strategy']
     wanted = [('phased_phase2_data', 'phase2', 'skills_train_msgs')]
@@ -637,19 +645,29 @@ def resolve_phased(module, eff):
     out = dict(source=None)
     latest = None
     for opt, key, kind in wanted:
-        value = p.get(opt) or 'latest'
-        if value == 'latest':
+        value = p.get(opt)
+        name = '%s=latest' % opt if value == 'latest' else opt
+        hint = ' (the taxonomy has no knowledge: use strategy lab-skills-only)' if key == 'phase1' else ''
+        if value is None and eff['data_path'] != 'latest':
+            source = eff['data_path']
+            if not _fs.isdir(source):
+                module.fail_json(msg='%s not set and data_path %s is not a directory of ilab data generate output: '
+                                 'with strategy %s, data_path is where the phase files are looked for'
+                                 % (opt, source, strategy))
+            value = newest(source, kind + '_')
+            if not value:
+                module.fail_json(msg='%s not set and data_path %s has no %s_*.jsonl file%s' % (opt, source, kind, hint))
+            out['source'] = source
+        elif value is None or value == 'latest':
             if latest is None:
                 latest = fpu.latest_dataset(eff['datasets_dir'])
                 if not latest:
-                    module.fail_json(msg='%s=latest: no complete ilab_data_generate result in %s'
-                                     % (opt, eff['datasets_dir']))
+                    module.fail_json(msg='%s: no complete ilab_data_generate result in %s'
+                                     % (name if value else '%s (latest)' % opt, eff['datasets_dir']))
             value = (latest.get('files') or {}).get(kind)
             if not value:
-                module.fail_json(msg='%s=latest: the latest ilab_data_generate result (%s) has no %s file%s'
-                                 % (opt, latest.get('dir'), kind,
-                                    ' (the taxonomy has no knowledge: use strategy lab-skills-only)'
-                                    if key == 'phase1' else ''))
+                module.fail_json(msg='%s: the latest ilab_data_generate result (%s) has no %s file%s'
+                                 % (name if p.get(opt) else '%s (latest)' % opt, latest.get('dir'), kind, hint))
             out['source'] = latest.get('dir')
         if not _fs.isfile(value):
             module.fail_json(msg='%s: %s is not a file (InstructLab 0.26.1 wants a messages .jsonl file, '

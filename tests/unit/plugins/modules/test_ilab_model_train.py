@@ -572,18 +572,21 @@ def test_lab_skills_only_with_explicit_files_and_phase_options(bed):
     assert r['model']['checkpoint'] == 'samples_30'
 
 
-@pytest.mark.parametrize('case', ['no-knowledge', 'missing-file', 'no-judge'])
+@pytest.mark.parametrize('case', ['no-knowledge', 'missing-file', 'no-judge', 'data-path-file'])
 def test_phased_inputs_are_checked_before_anything_changes(bed, case):
     kw = dict(pipeline='accelerated', device='cuda', strategy='lab-multiphase', phased_mt_bench_judge=bed.judge)
     if case == 'missing-file':
         bed.add_knowledge()
         kw['phased_phase2_data'] = os.path.join(bed.tmp, 'nope.jsonl')
         words = ['phased_phase2_data', 'nope.jsonl is not a file']
+    elif case == 'data-path-file':
+        kw['data_path'] = bed.msgs
+        words = ['phased_phase1_data not set', 'data_path %s is not a directory' % bed.msgs]
     elif case == 'no-judge':
         kw['phased_mt_bench_judge'] = os.path.join(bed.tmp, 'no-judge')
         words = ['phased_mt_bench_judge', 'no-judge is not a model directory']
     else:
-        words = ['phased_phase1_data=latest', 'no knowledge_train_msgs file', 'lab-skills-only']
+        words = ['phased_phase1_data (latest)', 'no knowledge_train_msgs file', 'lab-skills-only']
     kind, r = bed.run(**kw)
     assert kind == 'fail', r
     for word in words:
@@ -598,3 +601,15 @@ def test_no_stale_export_of_an_earlier_result_under_the_same_name(bed):
     assert kind == 'exit' and r['trained'] and r['model']['gguf_path'] is None
     assert 'export_path' not in r and 'export_quantized_path' not in r
     assert not os.path.exists(full['export_path']) and not os.path.exists(full['export_quantized_path'])
+
+
+def test_phase_files_come_from_the_data_path_directory(bed):
+    """pipeline.yml hands over the generate result's directory as data_path."""
+    bed.add_knowledge()
+    write(os.path.join(bed.gen, 'knowledge_train_msgs_0.jsonl'), '{"messages": []}\n')   # older
+    os.utime(os.path.join(bed.gen, 'knowledge_train_msgs_0.jsonl'), (1, 1))
+    kind, r = bed.run(pipeline='accelerated', device='cuda', gpus=8, strategy='lab-multiphase',
+                      phased_mt_bench_judge=bed.judge, data_path=bed.gen)
+    assert kind == 'exit', r
+    (dummy, argv, kw), = bed.starts()
+    assert argv == phased_argv(bed, kw['cwd'], bed.knowledge, bed.msgs, (['--strategy', 'lab-multiphase'], []))
