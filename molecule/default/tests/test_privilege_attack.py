@@ -345,7 +345,7 @@ class Attack(object):
         self.plants(2, fp16)
         self.playbook('run-2-rerun', playbook, extra)
         self.plants(3, fp16)
-        self.playbook('run-3-rollback', playbook, dict(extra, labforge_chat_questions=[]))
+        self.playbook('run-3-rollback', playbook, dict(extra, labforge_chat_questions=[], labforge_verify='chat'))
         self.plants(4, fp16)
         self.playbook('run-4-ship', playbook, extra)
         self.module_cases(fp16)
