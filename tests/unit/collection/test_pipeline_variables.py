@@ -12,6 +12,7 @@ VAR = re.compile(r"(?<![\w])(labforge_\w+)(?:\[['\"](\w+)['\"]\])?")
 MODEL_KEY = re.compile(r"__labforge_model\[['\"](\w+)['\"]\]")
 REGISTERED = re.compile(r"^\s*register:\s*(\w+)", re.M)
 REGISTER_VAR = re.compile(r"__labforge_register:\s*(\w+)")
+SET_FACT = re.compile(r"set_fact:\s*\n\s+[\"']?(labforge_\w+)[\"']?:")
 
 
 def playbook_files():
@@ -25,7 +26,7 @@ def read(path):
 
 
 def used():
-    """(variables, 'var.key' dictionary keys, registered results, model dictionary keys)."""
+    """(variables, 'var.key' dictionary keys, registered results and facts set, model dictionary keys)."""
     names, keys, registered, model_keys = set(), set(), set(), set()
     for path in playbook_files():
         text = read(path)
@@ -35,6 +36,7 @@ def used():
                 keys.add('%s.%s' % (var, key))
         registered.update(REGISTERED.findall(text))
         registered.update(REGISTER_VAR.findall(text))
+        registered.update(SET_FACT.findall(text))
         model_keys.update(MODEL_KEY.findall(text))
     registered = set(r for r in registered if r.startswith('labforge_'))
     keys = set(k for k in keys if k.split('.')[0] not in registered)
@@ -67,7 +69,7 @@ def test_every_labforge_variable_of_the_playbooks_is_documented():
     doc = read(DOC)
     names, keys, registered, model_keys = used()
     inputs = section(doc, '## Input variables')
-    results = section(doc, '## Results the playbook registers')
+    results = section(doc, '## Results the playbook registers (or sets)')
     models = section(doc, '### Model dictionaries')
     assert names - registered, 'no labforge_* variable found in playbooks/'
     assert sorted(n for n in names - registered if '`%s`' % n not in inputs) == []
