@@ -37,7 +37,7 @@ description:
     C(output_dir), C(manifest_path), C(fingerprint), C(generated), C(trained), C(duration), C(endpoint),
     C(url), C(base_url), C(healthy), C(models), C(model), C(unit), C(restarts), C(answers), C(latency_total),
     C(ilab_version), C(config_path), C(changed_keys), C(initialized), C(taxonomy_path), C(changed_files),
-    C(train_profile), C(log_path) and C(reason), when present (C(cmd), C(stdout) and C(stderr) never).
+    C(train_profile), C(log_path), C(reason) and C(validation), when present (C(cmd), C(stdout) and C(stderr) never).
     A module started in the background (C(async) with C(poll: 0)) has its artifacts read from the
     M(ansible.builtin.async_status) result that ends its job; that artifact entry names the module."
   - "Contract for modules: a module (or a role through a task result) may return a dict under the key
@@ -144,7 +144,7 @@ ARTIFACT_KEYS = (
     'checkpoint_dir', 'gguf_path', 'output_dir', 'manifest_path', 'fingerprint', 'generated', 'trained',
     'duration', 'endpoint', 'url', 'base_url', 'healthy', 'models', 'model', 'unit', 'restarts', 'answers',
     'latency_total', 'ilab_version', 'config_path', 'changed_keys', 'initialized', 'taxonomy_path',
-    'changed_files', 'train_profile', 'log_path', 'reason',
+    'changed_files', 'train_profile', 'log_path', 'reason', 'validation',
 )
 ENDPOINT_KEYS = ('endpoint', 'url', 'base_url')
 FACT_PREFIXES = ('python_', 'nvidia_driver_', 'instructlab_', 'ilab_', 'labforge_', 'gpu_info')

@@ -182,6 +182,180 @@ def gpu_devices(dev='/dev'):
     return out
 
 
+# ------------------------------------------------------------ backends
+# What each backend of ``ilab model serve`` (InstructLab 0.26.1) serves and which
+# settings act on it. llama-cpp: one GGUF file (ilab's is_model_gguf: the first four
+# bytes are the GGUF magic); serve.llama_cpp.* settings. vLLM: a Hugging Face model
+# directory (ilab's is_model_safetensors wants config.json and *.safetensors or *.bin
+# weights beside it); serve.vllm.* settings, where serve.vllm.gpus (--gpus) makes ilab
+# append ``--tensor-parallel-size GPUS`` to serve.vllm.vllm_args
+# (instructlab/model/serve_backend.py).
+LLAMA_CPP = 'llama-cpp'
+VLLM = 'vllm'
+GGUF_MAGIC = b'GGUF'
+HF_WEIGHTS = ('.safetensors', '.bin')
+# module option -> why it cannot act on the other backend
+BACKEND_OPTIONS = {
+    LLAMA_CPP: {
+        'gpu_layers': 'the layers llama-cpp offloads to the GPU (serve.llama_cpp.gpu_layers); vLLM puts the '
+                      'whole model on the GPUs given by gpus',
+        'max_ctx_size': 'llama-cpp\'s context size (serve.llama_cpp.max_ctx_size); for vLLM use '
+                        'vllm_args: [--max-model-len, N]',
+    },
+    VLLM: {
+        'gpus': 'vLLM\'s tensor parallelism (serve.vllm.gpus, --tensor-parallel-size); llama-cpp uses one '
+                'GPU and offloads layers to it with gpu_layers - use backend=vllm to serve on several GPUs',
+        'vllm_args': 'arguments of the vLLM server (serve.vllm.vllm_args)',
+    },
+}
+SETTINGS_SECTION = {LLAMA_CPP: 'llama_cpp', VLLM: 'vllm'}
+# vLLM arguments the module sets itself: given in vllm_args they would override what the
+# module configures and checks (the port it watches, the model it waits for).
+VLLM_MANAGED_ARGS = (
+    ('--host', 'host'),
+    ('--port', 'port'),
+    ('--model', 'model_path'),
+    ('--served-model-name', 'model_path (the health check waits for the model ids ilab gives it)'),
+    ('--tensor-parallel-size', 'gpus'),
+    ('-tp', 'gpus'),
+)
+
+
+def contains_argument(flag, args):
+    """ilab's own test (instructlab.utils.contains_argument): ``--foo value`` or ``--foo=value``."""
+    return any(a == flag or a.startswith(flag + '=') for a in args or ())
+
+
+def get_argument(flag, args):
+    """The value of the LAST ``flag`` in ``args`` (ilab's get_argument), or None."""
+    args = list(args or ())
+    for i in range(len(args) - 1, -1, -1):
+        if args[i] == flag:
+            return args[i + 1] if i + 1 < len(args) and not args[i + 1].startswith('-') else None
+        if args[i].startswith(flag + '='):
+            return args[i][len(flag) + 1:]
+    return None
+
+
+def without_argument(flag, args):
+    """``args`` without ``flag`` and its value (both spellings)."""
+    out = []
+    skip = False
+    for a in args or ():
+        if skip:
+            skip = False
+            if not a.startswith('-'):
+                continue
+        if a == flag:
+            skip = True
+            continue
+        if a.startswith(flag + '='):
+            continue
+        out.append(a)
+    return out
+
+
+def backend_setting_errors(backend, params, gpu_count=None):
+    """Messages (each naming the option) for settings that cannot act on ``backend``.
+    ``params``: the module options (gpu_layers, max_ctx_size, gpus, vllm_args, settings).
+    ``gpu_count``: the host's NVIDIA GPUs (None: not checked)."""
+    errors = []
+    for owner in (LLAMA_CPP, VLLM):
+        if owner == backend:
+            continue
+        for opt in sorted(BACKEND_OPTIONS[owner]):
+            if params.get(opt) is not None:
+                errors.append('%s: not used by backend %s - it sets %s. Remove it, or use backend=%s'
+                              % (opt, backend, BACKEND_OPTIONS[owner][opt], owner))
+        section = SETTINGS_SECTION[owner]
+        for key in sorted(params.get('settings') or {}):
+            rel = key[len('serve.'):] if key.startswith('serve.') else key
+            if rel == section or rel.startswith(section + '.'):
+                errors.append('settings.%s: a %s setting, not used by backend %s' % (key, owner, backend))
+    if backend == VLLM:
+        gpus = params.get('gpus')
+        if gpus is not None and gpus < 1:
+            errors.append('gpus: %d is not a GPU count for vLLM (ilab passes --tensor-parallel-size only for '
+                          '1 or more); leave gpus out to keep the configuration\'s value' % gpus)
+        elif gpus is not None and gpu_count is not None and gpus > gpu_count:
+            errors.append('gpus: %d, but this host has %d NVIDIA GPU(s) (/dev/nvidiaN): vLLM would fail '
+                          'to start with --tensor-parallel-size %d' % (gpus, gpu_count, gpus))
+        for flag, option in VLLM_MANAGED_ARGS:
+            if contains_argument(flag, params.get('vllm_args')):
+                errors.append('vllm_args: %s is set by the module from %s; remove it from vllm_args'
+                              % (flag, option))
+    return errors
+
+
+def model_format(path):
+    """``(format, detail)`` of the model at ``path`` as InstructLab 0.26.1 tells them
+    apart: ``('gguf', ...)`` for a file starting with the GGUF magic, ``('hf', ...)`` for
+    a directory with config.json and weights, ``(None, why not)`` otherwise. Read through
+    the file layer (links followed only where the service user's own)."""
+    st = _fs.stat_path(path)
+    if st is None:
+        return None, '%s does not exist' % path
+    if stat.S_ISDIR(st.st_mode):
+        names = _fs.listdir(path)
+        if 'config.json' not in names:
+            return None, 'the directory %s has no config.json (not a Hugging Face model directory)' % path
+        if not any(n.endswith(HF_WEIGHTS) for n in names):
+            return None, 'the directory %s has no weights (*.safetensors or *.bin)' % path
+        try:
+            json.loads(_fs.read_text(os.path.join(path, 'config.json')))
+        except ValueError as e:
+            return None, '%s/config.json is not valid JSON: %s' % (path, e)
+        return 'hf', 'a Hugging Face model directory'
+    if not stat.S_ISREG(st.st_mode):
+        return None, '%s is neither a file nor a directory' % path
+    fd, _st = _fs.open_read(path)
+    try:
+        head = os.read(fd, 4)
+    finally:
+        os.close(fd)
+    if head != GGUF_MAGIC:
+        return None, '%s is not a GGUF file (it does not start with the GGUF magic)' % path
+    return 'gguf', 'a GGUF file'
+
+
+def model_error(backend, path):
+    """Why ``backend`` cannot serve the model at ``path`` (None when it can)."""
+    fmt, detail = model_format(path)
+    want = 'gguf' if backend == LLAMA_CPP else 'hf'
+    if fmt == want:
+        return None
+    if backend == LLAMA_CPP:
+        need = 'backend llama-cpp serves one GGUF file'
+        other = 'serve a Hugging Face directory with backend=vllm, or convert it to GGUF first'
+    else:
+        need = 'backend vllm serves a Hugging Face model directory (config.json and *.safetensors weights)'
+        other = 'serve a GGUF file with backend=llama-cpp'
+    if fmt is None:
+        return 'model_path: %s; %s' % (detail, need)
+    return 'model_path: %s is %s, but %s: %s' % (path, detail, need, other)
+
+
+def vllm_effective_args(cfg):
+    """``(args, tensor_parallel_size)``: what ilab 0.26.1 adds to the vLLM command line
+    after its own flags, from a configuration's ``serve.vllm`` (serve_backend: with
+    ``gpus``, ``--tensor-parallel-size GPUS`` is appended to ``vllm_args``); the size is
+    the last ``--tensor-parallel-size`` (vLLM's default 1 when none)."""
+    vcfg = ((cfg or {}).get('serve') or {}).get('vllm') or {}
+    args = [str(a) for a in (vcfg.get('vllm_args') or [])]
+    if vcfg.get('gpus'):
+        args += ['--tensor-parallel-size', str(vcfg['gpus'])]
+    tps = get_argument('--tensor-parallel-size', args) or get_argument('-tp', args) or '1'
+    try:
+        return args, int(tps)
+    except ValueError:
+        return args, None
+
+
+def gpu_count():
+    """The number of NVIDIA GPUs (``/dev/nvidiaN`` device nodes) of this host."""
+    return len([d for d in gpu_devices() if re.match(r'^.*/nvidia[0-9]+$', d)])
+
+
 # ------------------------------------------------------------------ ports
 def _tcp_listen_inodes(port):
     """{socket inode: local address} of the TCP sockets listening on ``port``."""

@@ -129,6 +129,8 @@ options:
     type: bool
     default: true
 notes:
+  - The configuration is edited by the service user itself (a new file renamed over it); root only
+    reads it, through the collection's file layer.
   - C(ilab config init) always writes the user's default configuration path; when O(config_path)
     is another path, init runs with a private C(XDG_CONFIG_HOME) and the result is moved to
     O(config_path).

@@ -74,7 +74,9 @@ config_exists:
   returned: always
   type: bool
 config:
-  description: The configuration values.
+  description:
+    - The configuration values, read through the collection's file layer - a configuration file that is a link
+      the service user planted to a file it could not read itself is refused, never returned.
   returned: when config is gathered
   type: dict
 models:

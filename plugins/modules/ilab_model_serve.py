@@ -38,6 +38,16 @@ description:
     a message naming that process (before anything is changed when it is held already).
   - A unit that is running but whose endpoint does not answer within O(wait_timeout) is reported
     as unhealthy (the module fails), or restarted with O(restart_unhealthy=true).
+  - Each backend serves one model format, told apart as InstructLab 0.26.1 does - V(llama-cpp) one
+    GGUF file (it starts with the GGUF magic bytes; what C(ilab model train --pipeline simple) writes,
+    and the C(*.gguf) files the C(full) pipeline writes beside its checkpoint), V(vllm) a Hugging Face
+    model directory (C(config.json) and C(*.safetensors) or C(*.bin) weights; what the C(accelerated)
+    and C(full) pipelines write as checkpoints, and safetensors teachers such as Mixtral-8x7B-Instruct).
+    A model the chosen backend cannot serve is refused with the reason before anything changes.
+  - Settings that cannot act on the chosen backend are refused, naming the option, before anything
+    changes, instead of being written where the backend never reads them - O(gpu_layers) and
+    O(max_ctx_size) (and C(settings) under C(llama_cpp.)) with V(vllm); O(gpus) and O(vllm_args)
+    (and C(settings) under C(vllm.)) with V(llama-cpp).
 author:
   - labforge engineers (@labforge)
 extends_documentation_fragment:
@@ -60,7 +70,10 @@ options:
       - Defaults to the model file name without extension and the port, e.g. C(granite-7b-lab-Q4_K_M-8000).
     type: str
   model_path:
-    description: The model to serve (a GGUF file for llama-cpp, a model directory for vLLM). Required for O(state=started).
+    description:
+      - The model to serve - a GGUF file for V(llama-cpp), a Hugging Face model directory (C(config.json) and
+        C(*.safetensors) or C(*.bin) weights) for V(vllm). Required for O(state=started).
+      - Checked before anything changes; the wrong format for O(backend) is refused with the reason.
     type: path
   state:
     description:
@@ -88,21 +101,38 @@ options:
     type: int
     default: 8000
   backend:
-    description: Serving backend (C(serve.backend)). V(vllm) needs vLLM installed in the venv (checked first).
+    description:
+      - Serving backend (C(serve.backend) and C(--backend)). V(vllm) needs vLLM installed in the venv (checked first)
+        and serves Hugging Face model directories; V(llama-cpp) serves GGUF files.
     type: str
     choices: [llama-cpp, vllm]
     default: llama-cpp
   gpu_layers:
-    description: Layers offloaded to the GPU by llama-cpp (C(serve.llama_cpp.gpu_layers)); V(-1) all, V(0) none.
+    description:
+      - Layers offloaded to the GPU by llama-cpp (C(serve.llama_cpp.gpu_layers)); V(-1) all, V(0) none.
+      - V(llama-cpp) only; refused with O(backend=vllm).
     type: int
   max_ctx_size:
-    description: Maximum context size of llama-cpp (C(serve.llama_cpp.max_ctx_size)).
+    description:
+      - Maximum context size of llama-cpp (C(serve.llama_cpp.max_ctx_size)).
+      - V(llama-cpp) only; refused with O(backend=vllm) (give vLLM C(--max-model-len) in O(vllm_args)).
     type: int
   gpus:
-    description: GPUs for vLLM (C(serve.vllm.gpus)).
+    description:
+      - GPUs vLLM serves the model on, by tensor parallelism - written as C(serve.vllm.gpus) and passed as
+        C(ilab model serve --gpus GPUS), from which InstructLab 0.26.1 appends C(--tensor-parallel-size GPUS)
+        to the vLLM arguments. A C(--tensor-parallel-size) in the configuration's C(serve.vllm.vllm_args)
+        (the C(h100_x8) system profile has one) is dropped, so the size is exactly O(gpus); see RV(tensor_parallel_size).
+      - At least 1, and not more than the host's NVIDIA GPUs (C(/dev/nvidiaN)) when it has any.
+      - Left out, the configuration's C(serve.vllm.gpus) and C(serve.vllm.vllm_args) apply.
+      - V(vllm) only; refused with O(backend=llama-cpp), which serves on one GPU (see O(gpu_layers)).
     type: int
   vllm_args:
-    description: Extra vLLM arguments (C(serve.vllm.vllm_args)).
+    description:
+      - Extra vLLM arguments (C(serve.vllm.vllm_args)), e.g. V([--max-model-len, "8192"]).
+      - The flags the module sets itself are refused here - C(--host), C(--port), C(--model),
+        C(--served-model-name) and C(--tensor-parallel-size)/C(-tp) (use O(gpus)).
+      - V(vllm) only; refused with O(backend=llama-cpp).
     type: list
     elements: str
   model_family:
@@ -112,7 +142,9 @@ options:
     description: C(serve.chat_template) (V(auto), V(tokenizer) or a template file).
     type: str
   settings:
-    description: Other C(serve.*) settings of the service's configuration, as dotted keys relative to C(serve).
+    description:
+      - Other C(serve.*) settings of the service's configuration, as dotted keys relative to C(serve).
+      - Keys under C(llama_cpp.) are refused with O(backend=vllm), keys under C(vllm.) with O(backend=llama-cpp).
     type: dict
     default: {}
   hardening:
@@ -152,7 +184,7 @@ EXAMPLES = r'''
   become: true
   register: student
 
-- name: Serve a teacher on all GPUs with vLLM, reachable from the lab network
+- name: Serve a Hugging Face teacher on 4 GPUs with vLLM (--tensor-parallel-size 4), reachable from the lab network
   labforge.instructlab.ilab_model_serve:
     name: teacher
     model_path: /var/lib/instructlab/.cache/instructlab/models/mixtral-8x7b-instruct
@@ -233,6 +265,26 @@ restarts:
   description: How often systemd restarted the service (C(NRestarts)) since it was started.
   returned: when O(state=started)
   type: int
+model_format:
+  description: The format of the served model - V(gguf) (llama-cpp) or V(hf) (a Hugging Face directory, vLLM).
+  returned: when O(state=started)
+  type: str
+  sample: gguf
+vllm_args:
+  description:
+    - The arguments InstructLab 0.26.1 appends to the vLLM server's command line after its own
+      (C(--host), C(--port), C(--model), C(--chat-template), C(--distributed-executor-backend mp),
+      C(--served-model-name)) - C(serve.vllm.vllm_args) of the service's configuration, then
+      C(--tensor-parallel-size GPUS) when C(serve.vllm.gpus) is set.
+  returned: when O(backend=vllm) and O(state=started)
+  type: list
+  elements: str
+  sample: ["--max-model-len", "8192", "--tensor-parallel-size", "8"]
+tensor_parallel_size:
+  description: vLLM's tensor parallel size (the last C(--tensor-parallel-size) of RV(vllm_args), 1 without one).
+  returned: when O(backend=vllm) and O(state=started)
+  type: int
+  sample: 8
 '''
 
 import copy
@@ -329,6 +381,12 @@ def check_inputs(module, p):
                 srv.check_value(opt, p[opt])
             except srv.UnitValueError as e:
                 module.fail_json(msg='%s: %s' % (opt, e))
+    if p['state'] == 'started':
+        visible = srv.gpu_count()
+        errors = srv.backend_setting_errors(p['backend'], p, gpu_count=visible or None)
+        if errors:
+            module.fail_json(msg='settings that cannot act on backend %s: %s' % (p['backend'], '; '.join(errors)),
+                             errors=errors)
     if p['state'] == 'started' and not LOOPBACK.match(p['host'] or ''):
         if not p['allow_remote']:
             module.fail_json(msg='host %s exposes the unauthenticated OpenAI API of the model server to the '
@@ -353,8 +411,13 @@ def desired_config(module, user_cfg, p):
         values['serve.llama_cpp.max_ctx_size'] = p['max_ctx_size']
     if p['gpus'] is not None:
         values['serve.vllm.gpus'] = p['gpus']
-    if p['vllm_args'] is not None:
-        values['serve.vllm.vllm_args'] = p['vllm_args']
+    if p['vllm_args'] is not None or (p['backend'] == srv.VLLM and p['gpus'] is not None):
+        # With gpus, ilab appends --tensor-parallel-size GPUS to these: one from the
+        # user's configuration (the h100_x8 profile has "--tensor-parallel-size 4") goes.
+        args = p['vllm_args'] if p['vllm_args'] is not None else dotted_get(cfg, 'serve.vllm.vllm_args', None) or []
+        if p['gpus'] is not None:
+            args = srv.without_argument('-tp', srv.without_argument('--tensor-parallel-size', args))
+        values['serve.vllm.vllm_args'] = list(args)
     if p['model_family'] is not None:
         values['serve.llama_cpp.llm_family'] = p['model_family']
         values['serve.vllm.llm_family'] = p['model_family']
@@ -462,6 +525,10 @@ def serve(module):
     runner.check_venv()
     if not _fs.exists(p['model_path']):
         module.fail_json(msg='model %s does not exist' % p['model_path'], **result)
+    why = srv.model_error(p['backend'], p['model_path'])
+    if why:
+        module.fail_json(msg=why, **result)
+    result['model_format'] = 'gguf' if p['backend'] == srv.LLAMA_CPP else 'hf'
     held = [h for h in srv.listeners(p['port'], p['host']) if h.get('unit') != unit]
     if held:
         module.fail_json(msg='port %d is already held by %s: stop it or choose another port'
@@ -483,7 +550,10 @@ def serve(module):
         ('--backend', p['backend']),
         ('--host', p['host']),
         ('--port', p['port']),
+        ('--gpus', p['gpus'] if p['backend'] == srv.VLLM else None),
     ])
+    if p['backend'] == srv.VLLM:
+        result['vllm_args'], result['tensor_parallel_size'] = srv.vllm_effective_args(cfg)
     env = runner.env(xdg)
     env.pop('TMPDIR', None)
     try:

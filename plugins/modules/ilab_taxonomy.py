@@ -120,6 +120,12 @@ options:
     default: true
 requirements:
   - InstructLab installed in O(venv) and initialised (M(labforge.instructlab.ilab_config)).
+notes:
+  - A validation that passed is remembered by a fingerprint of the files' normalised text, the options
+    that shape the checks, this module's checks and the installed InstructLab (the active venv and its
+    C(instructlab*) distributions), in root's private state directory (C(/var/lib/labforge)). A rerun
+    with the same fingerprint neither starts the venv's python nor C(ilab); it returns the remembered
+    result (RV(validation=cached)). A changed file, option or InstructLab release validates again.
 '''
 
 EXAMPLES = r'''
@@ -164,6 +170,13 @@ log_path:
   description: Log of the C(ilab taxonomy diff) check.
   returned: when O(ilab_check=true)
   type: str
+validation:
+  description:
+    - V(checked) when the files were validated in this run, V(cached) when an earlier run validated
+      the same files with the same InstructLab and options (see the notes).
+  returned: when at least one file was given
+  type: str
+  sample: cached
 '''
 
 import inspect
@@ -174,6 +187,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_runner import (
     IlabRunner, ilab_argument_spec, run_guarded)
+from ansible_collections.labforge.instructlab.plugins.module_utils import _fingerprint as fpu
 from ansible_collections.labforge.instructlab.plugins.module_utils import _fs
 from ansible_collections.labforge.instructlab.plugins.module_utils import _taxonomy
 
@@ -233,6 +247,40 @@ def check_files(runner, files, options):
     if reply.get('error'):
         runner.module.fail_json(msg=reply['error'], step='check taxonomy files')
     return reply
+
+
+def installed_identity(venv):
+    """What identifies the installed InstructLab without starting it: the active venv's
+    real directory (the role installs into a new one and switches a link) and the names
+    of its instructlab* distributions (name and version)."""
+    real = os.path.realpath(venv)
+    dists = []
+    lib = os.path.join(real, 'lib')
+    for pyver in sorted(_fs.listdir(lib)) if _fs.stat_path(lib) is not None else []:
+        site = os.path.join(lib, pyver, 'site-packages')
+        if pyver.startswith('python') and _fs.stat_path(site) is not None:
+            dists.extend(n for n in _fs.listdir(site) if n.startswith('instructlab') and n.endswith('.dist-info'))
+    return dict(venv=real, dists=sorted(dists))
+
+
+class ValidationCache(object):
+    """The result of the last validation that passed, per taxonomy, in root's private
+    state (one record per taxonomy path, so it stays small)."""
+
+    def __init__(self, runner, taxonomy, inputs):
+        self.fingerprint = fpu.fingerprint(inputs)
+        key = fpu.fingerprint(dict(taxonomy=taxonomy))
+        self.path = os.path.join(runner.state, 'taxonomy-checks', fpu.short(key, 32) + '.json')
+
+    def get(self):
+        rec = _fs.read_json(self.path)
+        if isinstance(rec, dict) and rec.get('fingerprint') == self.fingerprint and isinstance(rec.get('reply'), dict):
+            return rec
+        return None
+
+    def put(self, reply, log_path):
+        _fs.private_dir(os.path.dirname(self.path))
+        _fs.write_json(self.path, dict(fingerprint=self.fingerprint, reply=reply, log_path=log_path), mode=0o600)
 
 
 def load_entry(entry, dump):
@@ -320,10 +368,18 @@ def deploy(module):
         info['changed'] = old != text.encode('utf-8')
         staged.append((rel, text, old, info))
         result['files'].append(info)
+    options = dict(max_words=p['max_words'], min_examples=p['min_examples'], allow_legacy=p['allow_legacy'])
+    cache = cached = None
+    if staged and not problems:
+        cache = ValidationCache(runner, taxonomy, dict(
+            files=[(rel, text) for rel, text, _old, _info in staged], options=options, ilab_check=p['ilab_check'],
+            checks=fpu.fingerprint(dict(script=CHECK_SCRIPT, source=inspect.getsource(_taxonomy))),
+            installed=installed_identity(runner.venv)))
+        cached = cache.get()
+        result['validation'] = 'cached' if cached else 'checked'
     if staged:
-        reply = check_files(runner, [(rel, text) for rel, text, _old, _info in staged],
-                            dict(max_words=p['max_words'], min_examples=p['min_examples'],
-                                 allow_legacy=p['allow_legacy']))
+        reply = cached['reply'] if cached else check_files(runner, [(rel, text) for rel, text, _old, _info in staged],
+                                                           options)
         result['schema'] = reply['schema']
         for (rel, _text, _old, info), checked in zip(staged, reply['results']):
             info.update(checked['info'])
@@ -337,7 +393,10 @@ def deploy(module):
         module.fail_json(msg='%d problem(s) in the taxonomy files, nothing was written:\n%s'
                          % (len(problems), '\n'.join(problems)), problems=problems, **result)
 
-    if p['ilab_check'] and staged:
+    if cached:
+        if cached.get('log_path'):
+            result['log_path'] = cached['log_path']
+    elif p['ilab_check'] and staged:
         runner.check_venv()
         # root's own directory, readable by the service user who runs the check
         stage = _fs.mkdtemp(_fs.TMPDIR, 'labforge-taxonomy-', 0o755)
@@ -354,6 +413,8 @@ def deploy(module):
                             msg='InstructLab rejected the taxonomy files, nothing was written', **result)
         finally:
             _fs.remove(stage)
+    if cache and not cached and not module.check_mode:
+        cache.put(reply, result.get('log_path'))
 
     diffs = []
     for rel, text, old, info in staged:

@@ -260,6 +260,23 @@ def test_train_then_idempotent(host):
     host.trained = a1
 
 
+def test_convert_hf_checkpoint_then_idempotent_and_served(host):
+    """The student (a Hugging Face directory, as accelerated training writes) becomes a GGUF
+    with InstructLab's own converter and quantizer, and llama-cpp serves it."""
+    args = dict(venv=VENV, src=STUDENT, name='student', quantize='Q8_0')
+    c1, a1, a2, took = four_times(host, 'ilab_model_convert', args)
+    TIMINGS['convert_s'] = round(took, 1)
+    assert a1['converted'] and not a2['converted'] and a2['gguf_path'] == a1['gguf_path']
+    assert a1['gguf_path'] == a1['model_dir'] + '/model-Q8_0.gguf'
+    for path in (a1['gguf_path'], a1['f16_path']):
+        assert on_host('head -c 4 %s' % path).stdout == 'GGUF', path
+    assert on_host('stat -c %U {}'.format(a1['gguf_path'])).stdout.strip() == 'instructlab'
+    served = host.module('ilab_model_serve', dict(venv=VENV, name='converted', model_path=a1['gguf_path'],
+                                                  port=8103, wait_timeout=180))
+    assert served['healthy'] and served['model_format'] == 'gguf', served
+    host.module('ilab_model_serve', dict(venv=VENV, name='converted', state='absent'))
+
+
 def test_serve_two_models_idempotent(host):
     smol = dict(venv=VENV, name='smol', model_path=TEACHER, port=8101, wait_timeout=180)
     c1, a1, a2, took = four_times(host, 'ilab_model_serve', smol)

@@ -106,3 +106,14 @@ def test_second_run_changed_nothing(reports):
     (name, hrep), = second["hosts"].items()
     changed = [s["task"] for s in hrep["steps"] if s["status"] == "changed"]
     assert changed == []
+
+
+def test_second_run_started_no_chat_and_no_taxonomy_check(reports):
+    """A rerun that changes nothing generates no chat text (the served model did not change)
+    and validates no taxonomy file again (the validation is remembered by fingerprint)."""
+    second = reports[-1]
+    (name, hrep), = second["hosts"].items()
+    chat = [s["status"] for s in hrep["steps"] if s["task"].startswith("Health check with a chat smoke test")]
+    assert chat == ["skipped"], chat
+    validations = list(_artifact(hrep, "validation"))
+    assert validations == ["cached"], validations

@@ -58,7 +58,7 @@ LEAK_DIRS = [HOME, '/tmp', '/var/tmp', '/opt/labforge', '/etc/systemd/system']
 
 # Runs on the test host as root: python3 -c HELPER, a JSON request on stdin, JSON on stdout.
 HELPER = r'''
-import json, os, pwd, subprocess, sys, hashlib
+import json, os, pwd, shutil, subprocess, sys, hashlib
 req = json.load(sys.stdin)
 pw = pwd.getpwnam(req.get("user", "instructlab"))
 out = {}
@@ -84,7 +84,9 @@ def mkparents(path):
     os.makedirs(os.path.dirname(path), exist_ok=True)
 
 def clear(path):
-    if os.path.islink(path) or os.path.isfile(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)                  # the account's own directory: it may remove it
+    elif os.path.lexists(path):
         os.unlink(path)
 
 def plant_symlink(path, target):
@@ -183,7 +185,6 @@ class Attack(object):
         self.modules = {}
         self.planted = {}
         self.victims = {}
-        self.victims_alive = {}
 
     # ------------------------------------------------------------ plumbing
     @staticmethod
@@ -217,7 +218,11 @@ class Attack(object):
         with open(vars_file, 'w', encoding='utf-8') as f:
             json.dump(extra, f)
         e = self.env()
-        e.update(env or {})
+        for key, value in (env or {}).items():
+            if value is None:
+                e.pop(key, None)
+            else:
+                e[key] = value
         argv = ['ansible-playbook', '-i', os.path.join(self.eph, 'inventory'), '--diff', '-e', '@' + vars_file, playbook]
         t = time.time()
         res = subprocess.run(argv, env=e, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -238,12 +243,11 @@ class Attack(object):
         pb = os.path.join(self.work, name + '.yml')
         with open(pb, 'w', encoding='utf-8') as f:
             json.dump([dict(hosts=self.host, gather_facts=False, become=True, tasks=[task])], f)
-        res = self.playbook(name, pb, {}, env=dict(ANSIBLE_STDOUT_CALLBACK='ansible.posix.json'))
-        try:
-            data = json.loads(res['output'][res['output'].index('{'):])
-            result = data['plays'][0]['tasks'][0]['hosts'][self.host]
-        except (ValueError, KeyError, IndexError):
-            result = dict(failed=True, msg='no JSON result:\n' + res['output'][-3000:])
+        res = self.playbook(name, pb, {}, env=dict(ANSIBLE_STDOUT_CALLBACK='ansible.posix.json',
+                                                   ANSIBLE_CALLBACKS_ENABLED=None))
+        out = res['output']
+        data = json.JSONDecoder().raw_decode(out, out.index('{'))[0]
+        result = data['plays'][0]['tasks'][0]['hosts'][self.host]
         self.modules[name] = result
         return result
 
@@ -341,7 +345,7 @@ class Attack(object):
         self.plants(2, fp16)
         self.playbook('run-2-rerun', playbook, extra)
         self.plants(3, fp16)
-        self.playbook('run-3-rollback', playbook, dict(extra, labforge_chat_questions=[]))
+        self.playbook('run-3-rollback', playbook, dict(extra, labforge_chat_questions=[], labforge_verify='chat'))
         self.plants(4, fp16)
         self.playbook('run-4-ship', playbook, extra)
         self.module_cases(fp16)
@@ -353,14 +357,14 @@ class Attack(object):
                                          pwned=[PWNED + n for n in ('model', 'host', 'env')],
                                          secrets=secrets, dirs=LEAK_DIRS))
         self.controller_leaks = self.scan_controller(secrets)
+        self.alive = dict((case_id, self.victim_alive(case_id)) for case_id in self.victims)
         for n in ('attack-xdg', 'attack-nl', 'attack-host', 'attack-env'):
             self.module('cleanup-' + n, 'ilab_model_serve', dict(name=n, state='absent'))
-        self.victims_alive = dict((case_id, self.victim_alive(case_id)) for case_id in self.victims)
         for v in self.victims.values():
             self.sh('systemctl stop %s' % v['unit'], check=False)
         with open(os.path.join(self.work, 'evidence.json'), 'w', encoding='utf-8') as f:
             json.dump(dict(planted=self.planted, evidence=self.evidence, controller_leaks=self.controller_leaks,
-                           victims_alive=self.victims_alive,
+                           victims_alive=self.alive,
                            runs=dict((k, dict(rc=v['rc'], recap=v['recap'])) for k, v in self.runs.items()),
                            modules=self.modules), f, indent=2, default=str)
 
@@ -436,7 +440,7 @@ def test_planted_path(attack, case_id):
     leaked = attack.evidence['_leaks'][secret] + attack.controller_leaks[secret]
     assert leaked == [], 'the canary of %s was read out by root into %s' % (case_id, leaked)
     if c['plant'] == 'run-record':
-        assert attack.victims_alive[case_id], 'root process %s was signalled' % attack.victims[case_id]
+        assert attack.alive[case_id], 'root process %s was signalled' % attack.victims[case_id]
     if c['plant'] == 'serving-record':
         unit = attack.evidence['_units']['labforge-ilab-serve-main.service'] or ''
         assert CANARIES not in unit, 'the rollback served the forged record\'s model'

@@ -355,18 +355,160 @@ def test_exec_line_quoting():
     assert srv.base_url('::', 80) == 'http://[::1]:80'
 
 
-def test_vllm_needs_vllm_in_the_venv(bed, monkeypatch):
+HF_FILES = ('config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json')
+
+
+def hf_dir(bed, name='student-hf', files=HF_FILES):
+    """A Hugging Face model directory as the accelerated/full pipelines write them."""
+    d = os.path.join(bed.tmp, 'models', name)
+    for f in files:
+        write(os.path.join(d, f), '{"architectures": ["LlamaForCausalLM"]}' if f.endswith('.json') else 'x')
+    return d
+
+
+def vllm_installed(monkeypatch, answers=('True\n',)):
     seen = []
 
     def fake_python(runner, step, script, **kw):
         seen.append(script)
-        return _ilab_runner.IlabResult(step, ['python'], rc=0, stdout='False\n' if not seen[1:] else 'True\n')
+        return _ilab_runner.IlabResult(step, ['python'], rc=0, stdout=answers[min(len(seen), len(answers)) - 1])
     monkeypatch.setattr(_ilab_runner.IlabRunner, 'python', fake_python)
-    kind, r = bed.run(backend='vllm', gpus=2)
+    return seen
+
+
+def test_vllm_needs_vllm_in_the_venv(bed, monkeypatch):
+    seen = vllm_installed(monkeypatch, answers=('False\n', 'True\n'))
+    model = hf_dir(bed)
+    kind, r = bed.run(backend='vllm', gpus=2, model_path=model)
     assert kind == 'fail' and 'vLLM is not installed' in r['msg'] and 'find_spec("vllm")' in seen[0]
-    kind, r = bed.run(backend='vllm', gpus=2, vllm_args=['--max-model-len', '4096'])
+    kind, r = bed.run(backend='vllm', gpus=2, vllm_args=['--max-model-len', '4096'], model_path=model)
     assert kind == 'exit', r
     with open(r['config_path']) as f:
         cfg = yaml.safe_load(f)
     assert cfg['serve']['backend'] == 'vllm'
     assert cfg['serve']['vllm'] == dict(gpus=2, vllm_args=['--max-model-len', '4096'])
+
+
+def nothing_changed(bed, r):
+    return (os.listdir(bed.units) == [] and bed.verbs() == []
+            and not os.path.exists(os.path.join(mod._fs.STATE_ROOT, 'serve', 'student.env'))
+            and not os.path.exists(os.path.join(bed.home, '.local', 'state', 'labforge', 'serve', 'student')))
+
+
+@pytest.mark.parametrize('backend,options,named', [
+    ('llama-cpp', dict(gpus=8), 'gpus: not used by backend llama-cpp'),
+    ('llama-cpp', dict(gpus=1), 'gpus: not used by backend llama-cpp'),
+    ('llama-cpp', dict(vllm_args=['--max-model-len', '4096']), 'vllm_args: not used by backend llama-cpp'),
+    ('llama-cpp', dict(settings={'vllm.gpus': 2}), 'settings.vllm.gpus: a vllm setting'),
+    ('llama-cpp', dict(settings={'serve.vllm': {'gpus': 2}}), 'settings.serve.vllm: a vllm setting'),
+    ('vllm', dict(gpu_layers=-1), 'gpu_layers: not used by backend vllm'),
+    ('vllm', dict(max_ctx_size=4096), 'max_ctx_size: not used by backend vllm'),
+    ('vllm', dict(settings={'llama_cpp.gpu_layers': 10}), 'settings.llama_cpp.gpu_layers: a llama-cpp setting'),
+    ('vllm', dict(gpus=0), 'gpus: 0 is not a GPU count'),
+    ('vllm', dict(vllm_args=['--tensor-parallel-size', '2']), 'vllm_args: --tensor-parallel-size is set by the module from gpus'),
+    ('vllm', dict(gpus=2, vllm_args=['-tp=2']), 'vllm_args: -tp is set by the module from gpus'),
+    ('vllm', dict(vllm_args=['--port=9000']), 'vllm_args: --port is set by the module from port'),
+    ('vllm', dict(vllm_args=['--host', '0.0.0.0']), 'vllm_args: --host is set by the module from host'),
+    ('vllm', dict(vllm_args=['--model', '/other']), 'vllm_args: --model is set by the module from model_path'),
+    ('vllm', dict(vllm_args=['--served-model-name', 'x']), 'vllm_args: --served-model-name is set by the module'),
+])
+def test_settings_that_cannot_act_on_the_backend_are_refused_first(bed, monkeypatch, backend, options, named):
+    seen = vllm_installed(monkeypatch)
+    model = hf_dir(bed) if backend == 'vllm' else bed.model
+    kind, r = bed.run(backend=backend, model_path=model, **options)
+    assert kind == 'fail' and named in r['msg'], r
+    assert r['msg'].startswith('settings that cannot act on backend %s: ' % backend)
+    assert nothing_changed(bed, r) and seen == []
+
+
+def test_more_gpus_than_the_host_has_are_refused(bed, monkeypatch):
+    vllm_installed(monkeypatch)
+    monkeypatch.setattr(srv, 'gpu_devices', lambda: ['/dev/nvidia0', '/dev/nvidia1', '/dev/nvidiactl',
+                                                     '/dev/nvidia-uvm', '/dev/nvidia-caps/nvidia-cap1'])
+    kind, r = bed.run(backend='vllm', model_path=hf_dir(bed), gpus=4)
+    assert kind == 'fail' and 'gpus: 4, but this host has 2 NVIDIA GPU(s)' in r['msg'] and nothing_changed(bed, r)
+    kind, r = bed.run(backend='vllm', model_path=hf_dir(bed), gpus=2)
+    assert kind == 'exit' and r['tensor_parallel_size'] == 2
+
+
+@pytest.mark.parametrize('backend,model,reason', [
+    ('vllm', 'gguf', 'student.gguf is a GGUF file, but backend vllm serves a Hugging Face model directory'),
+    ('llama-cpp', 'hf', 'student-hf is a Hugging Face model directory, but backend llama-cpp serves one GGUF file'),
+    ('llama-cpp', 'text', 'notes.gguf is not a GGUF file (it does not start with the GGUF magic)'),
+    ('vllm', 'noconfig', 'has no config.json (not a Hugging Face model directory)'),
+    ('vllm', 'noweights', 'has no weights (*.safetensors or *.bin)'),
+    ('vllm', 'badjson', 'config.json is not valid JSON'),
+])
+def test_a_model_the_backend_cannot_serve_is_refused_with_the_reason(bed, monkeypatch, backend, model, reason):
+    seen = vllm_installed(monkeypatch)
+    if model == 'gguf':
+        path = bed.model
+    elif model == 'hf':
+        path = hf_dir(bed)
+    elif model == 'text':
+        path = os.path.join(bed.tmp, 'models', 'notes.gguf')
+        write(path, 'not a model')
+    elif model == 'noconfig':
+        path = hf_dir(bed, files=('model.safetensors', 'tokenizer.json'))
+    elif model == 'noweights':
+        path = hf_dir(bed, files=('config.json', 'tokenizer.json'))
+    else:
+        path = hf_dir(bed)
+        write(os.path.join(path, 'config.json'), '{"broken": ')
+    kind, r = bed.run(backend=backend, model_path=path)
+    assert kind == 'fail' and r['msg'].startswith('model_path: ') and reason in r['msg'], r
+    assert nothing_changed(bed, r) and seen == []
+
+
+def test_vllm_serves_with_tensor_parallel_size_equal_to_gpus(bed, monkeypatch):
+    """ilab 0.26.1 (model/serve_backend.py) appends --tensor-parallel-size GPUS to
+    serve.vllm.vllm_args when --gpus/serve.vllm.gpus is set; the h100_x8 profile's own
+    "--tensor-parallel-size 4" must not be left in front of it."""
+    vllm_installed(monkeypatch)
+    monkeypatch.setattr(srv, 'gpu_devices', lambda: ['/dev/nvidia%d' % i for i in range(8)] + ['/dev/nvidiactl'])
+    write(bed.cfg, 'serve:\n  backend: vllm\n  model_path: /m\n  server:\n    host: 127.0.0.1\n    port: 8000\n'
+                   '  vllm:\n    gpus: 4\n    llm_family: mixtral\n'
+                   '    vllm_args: ["--tensor-parallel-size", "4", "--max-model-len", "4096"]\n')
+    model = hf_dir(bed, 'mixtral-8x7b-instruct')
+    kind, r = bed.run(backend='vllm', model_path=model, gpus=8, name='teacher', port=8100, diff=True)
+    assert kind == 'exit', r
+    svc = os.path.join(bed.home, '.local', 'state', 'labforge', 'serve', 'teacher')
+    unit = open(r['unit_path']).read()
+    ilab = os.path.join(bed.venv, 'bin', 'ilab')
+    assert ('ExecStart=%s --config %s/config.yaml model serve --model-path %s --backend vllm '
+            '--host 127.0.0.1 --port 8100 --gpus 8\n' % (ilab, svc, model)) in unit
+    assert ''.join('DeviceAllow=/dev/nvidia%d rw\n' % i for i in range(8)) in unit
+    with open(r['config_path']) as f:
+        cfg = yaml.safe_load(f)
+    assert cfg['serve']['backend'] == 'vllm' and cfg['serve']['model_path'] == model
+    assert cfg['serve']['vllm'] == dict(gpus=8, llm_family='mixtral', vllm_args=['--max-model-len', '4096'])
+    assert r['vllm_args'] == ['--max-model-len', '4096', '--tensor-parallel-size', '8']
+    assert r['tensor_parallel_size'] == 8 and r['model_format'] == 'hf'
+    # without gpus the configuration's settings apply (ilab: serve.vllm.gpus 4 -> tp 4)
+    kind, r = bed.run(backend='vllm', model_path=model, name='teacher', port=8100)
+    assert kind == 'exit' and r['actions'] == ['write config', 'write unit', 'daemon-reload', 'restart']
+    assert r['vllm_args'] == ['--tensor-parallel-size', '4', '--max-model-len', '4096', '--tensor-parallel-size', '4']
+    assert r['tensor_parallel_size'] == 4
+    assert '--gpus' not in open(r['unit_path']).read()
+
+
+def test_llama_cpp_serves_a_gguf_and_says_so(bed):
+    kind, r = bed.run(gpu_layers=-1, max_ctx_size=4096)
+    assert kind == 'exit' and r['model_format'] == 'gguf'
+    assert 'vllm_args' not in r and 'tensor_parallel_size' not in r
+
+
+def test_ilab_argument_semantics():
+    """The same answers as instructlab.utils.contains_argument and
+    instructlab.model.backends.vllm.get_argument (0.26.1)."""
+    assert srv.contains_argument('--port', ['--port=1']) and srv.contains_argument('--port', ['--port', '1'])
+    assert not srv.contains_argument('--port', ['--ports', '1'])
+    assert srv.get_argument('--foo', ['--foo', '2']) == '2'
+    assert srv.get_argument('--foo', ['--foo', '--foo']) is None
+    assert srv.get_argument('--foo', ['--foo=2', '--foo', '3']) == '3'
+    assert srv.get_argument('--foo', ['foo']) is None
+    assert srv.without_argument('--tensor-parallel-size', ['-x', '--tensor-parallel-size', '4', '--tensor-parallel-size=2',
+                                                           '--enforce-eager']) == ['-x', '--enforce-eager']
+    assert srv.vllm_effective_args({'serve': {'vllm': {'gpus': 2, 'vllm_args': None}}}) == (
+        ['--tensor-parallel-size', '2'], 2)
+    assert srv.vllm_effective_args({'serve': {'vllm': {}}}) == ([], 1)

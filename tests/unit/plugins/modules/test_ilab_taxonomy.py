@@ -323,3 +323,48 @@ def test_the_collections_own_taxonomy_files_pass(env, monkeypatch):
         r = run_module(monkeypatch, T.main, args(env, files, ilab_check=False), check_mode=True)
         assert not r.get('failed'), r['msg']
         files = []
+
+
+def test_validation_is_cached_by_fingerprint(env, monkeypatch, private_state_root):
+    """A rerun with the same files, options and InstructLab starts neither the venv's python
+    nor ilab; a changed file, option or InstructLab release validates again."""
+    files = [{'path': SP, 'data': SKILL}]
+    first = run_module(monkeypatch, T.main, args(env, files), check_mode=True)
+    assert env['rec'].steps() == ['check taxonomy files', 'ilab taxonomy diff']
+    env['rec'].calls[:] = []
+    # check mode remembers nothing
+    second = run_module(monkeypatch, T.main, args(env, files))
+    assert env['rec'].steps() == ['check taxonomy files', 'ilab taxonomy diff']
+    records = [os.path.join(d, f) for d, _s, fs in os.walk(private_state_root) for f in fs if 'taxonomy' in d]
+    assert len(records) == 1 and oct(os.stat(records[0]).st_mode & 0o777) == '0o600'
+    env['rec'].calls[:] = []
+    again = run_module(monkeypatch, T.main, args(env, files), check_mode=True)
+    assert env['rec'].steps() == []              # neither the venv's python nor ilab started
+    assert again['validation'] == 'cached' and first['validation'] == second['validation'] == 'checked' and not again['changed']
+    assert again['schema'] == first['schema'] and again['word_counts'] == first['word_counts']
+    assert [f['kind'] for f in again['files']] == ['skill'] and again['log_path'] == first['log_path']
+    # a changed file
+    edited = dict(SKILL, task_description='Write a short haiku.')
+    r = run_module(monkeypatch, T.main, args(env, [{'path': SP, 'data': edited}]))
+    assert r['validation'] == 'checked' and env['rec'].steps() == ['check taxonomy files', 'ilab taxonomy diff']
+    env['rec'].calls[:] = []
+    # a changed option
+    r = run_module(monkeypatch, T.main, args(env, [{'path': SP, 'data': edited}], max_words=2000))
+    assert r['validation'] == 'checked' and env['rec'].steps() == ['check taxonomy files', 'ilab taxonomy diff']
+    env['rec'].calls[:] = []
+    # another InstructLab release in the venv
+    site = os.path.join(env['venv'], 'lib', 'python3.11', 'site-packages', 'instructlab-0.26.2.dist-info')
+    os.makedirs(site)
+    r = run_module(monkeypatch, T.main, args(env, [{'path': SP, 'data': edited}], max_words=2000))
+    assert r['validation'] == 'checked' and env['rec'].steps() == ['check taxonomy files', 'ilab taxonomy diff']
+    env['rec'].calls[:] = []
+    r = run_module(monkeypatch, T.main, args(env, [{'path': SP, 'data': edited}], max_words=2000))
+    assert r['validation'] == 'cached' and env['rec'].steps() == []
+
+
+def test_a_failed_validation_is_not_remembered(env, monkeypatch):
+    data = with_examples(SKILL, [dict(SKILL['seed_examples'][0], answer='ilab-rejects-this')] + SKILL['seed_examples'][1:])
+    for attempt in (1, 2):
+        r = run_module(monkeypatch, T.main, args(env, [{'path': SP, 'data': data}]))
+        assert r['failed'] and r['step'] == 'ilab taxonomy diff', attempt
+    assert env['rec'].steps().count('ilab taxonomy diff') == 2
