@@ -207,7 +207,8 @@ EXPECTED = {
         teacher=dict(backend='vllm', gpus=8, tp=8, port=8100, host='0.0.0.0',
                      model=dict(source='hf', repository='mistralai/Mixtral-8x7B-Instruct-v0.1')),
         generate=dict(pipeline='full', gpus=8, endpoint_url='http://127.0.0.1:8100/v1'),
-        train=dict(pipeline='accelerated', device='cuda', gpus=8, num_epochs=7)),
+        train=dict(pipeline='accelerated', device='cuda', gpus=8, num_epochs=7),
+        convert=dict(quantize='Q4_K_M')),
     'a100-01.example.com': dict(
         config=dict(gpus=4, train_pipeline='accelerated', train_device='cuda', generate_pipeline='full'),
         generate=dict(pipeline='full', gpus=4, endpoint_url='http://h100-01.example.com:8100/v1'),
@@ -216,13 +217,16 @@ EXPECTED = {
         config=dict(gpus=1, train_pipeline='simple', train_device='cuda', generate_pipeline='simple'),
         generate=dict(pipeline='simple', gpus=1, endpoint_url='http://h100-01.example.com:8100/v1'),
         train=dict(pipeline='simple', device='cuda', gpus=1, num_epochs=1),
-        serve=dict(backend='vllm', gpus=1, tp=1, port=8000, host='0.0.0.0', source='h100-01.example.com')),
+        serve=dict(backend='llama-cpp', gpu_layers=-1, max_ctx_size=4096, port=8000, host='0.0.0.0',
+                   source='h100-01.example.com')),
     'a10g-01.example.com': dict(
         config=dict(gpus=1),
-        serve=dict(backend='vllm', gpus=1, tp=1, port=8000, host='0.0.0.0', source='h100-01.example.com')),
+        serve=dict(backend='llama-cpp', gpu_layers=-1, max_ctx_size=4096, port=8000, host='0.0.0.0',
+                   source='h100-01.example.com')),
     'a10g-02.example.com': dict(
         config=dict(gpus=1),
-        serve=dict(backend='vllm', gpus=1, tp=1, port=8000, host='0.0.0.0', source='h100-01.example.com')),
+        serve=dict(backend='llama-cpp', gpu_layers=-1, max_ctx_size=4096, port=8000, host='0.0.0.0',
+                   source='h100-01.example.com')),
 }
 
 
@@ -246,19 +250,23 @@ def test_each_setting_lands_in_the_module_arguments(fleet, name):
         assert model_format(model) == BACKEND_SERVES[t['backend']]
     else:
         assert calls(host, 'ilab_model_serve', 'Serve the teacher model') == []
-    for module, key in (('ilab_data_generate', 'generate'), ('ilab_model_train', 'train')):
+    for module, key in (('ilab_data_generate', 'generate'), ('ilab_model_train', 'train'),
+                        ('ilab_model_convert', 'convert')):
         if key in want:
             args = one(host, module)
             for k, value in want[key].items():
                 assert args[k] == value, (module, k, args)
-        else:
+        elif module != 'ilab_model_convert':
             assert calls(host, module) == []
     if 'serve' in want:
         s = want['serve']
         for task in ('Serve the trained model', 'Put the previous model back'):
             args = one(host, 'ilab_model_serve', task)
-            assert (args['backend'], args['gpus'], args['port'], args['host']) == (s['backend'], s['gpus'], s['port'], s['host'])
-            assert tensor_parallel_size(args) == s['tp']
+            for k, value in s.items():
+                if k == 'tp':
+                    assert tensor_parallel_size(args) == value
+                elif k != 'source':
+                    assert given(args, k) == value, (task, k, args)
         assert host['vars']['__labforge_source'] == s['source']
     else:
         assert calls(host, 'ilab_model_serve', 'Serve the trained model') == []
@@ -276,14 +284,19 @@ def test_every_serve_call_passes_the_modules_backend_checks(fleet, name):
 
 @pytest.mark.parametrize('name', sorted(n for n in EXPECTED if 'serve' in EXPECTED[n]))
 def test_each_server_gets_a_model_its_backend_serves(fleet, name):
+    """The rollout ships one GGUF file: the trainer's own, or its Hugging Face checkpoint
+    converted by ilab_model_convert (accelerated writes no GGUF); llama-cpp serves it."""
     host = fleet[name]
     source = host['vars']['__labforge_source']
     assert source in fleet and 'instructlab_trainers' in fleet[source]['groups'], source
     pipeline = one(fleet[source], 'ilab_model_train')['pipeline']
     backend = given(one(host, 'ilab_model_serve', 'Serve the trained model'), 'backend') or 'llama-cpp'
-    assert BACKEND_SERVES[backend] in PIPELINE_OUTPUT[pipeline], (
-        '%s serves with %s (%s) the model of %s, whose %s pipeline writes %s'
-        % (name, backend, BACKEND_SERVES[backend], source, pipeline, sorted(PIPELINE_OUTPUT[pipeline])))
+    shipped = 'gguf' if PIPELINE_OUTPUT[pipeline] & {'gguf', 'hf'} else None
+    assert BACKEND_SERVES[backend] == shipped, (
+        '%s serves with %s (%s) the model of %s, whose %s pipeline writes %s; the rollout ships %s'
+        % (name, backend, BACKEND_SERVES[backend], source, pipeline, sorted(PIPELINE_OUTPUT[pipeline]), shipped))
+    if 'gguf' not in PIPELINE_OUTPUT[pipeline]:
+        assert calls(fleet[source], 'ilab_model_convert'), '%s converts nothing for %s' % (source, name)
 
 
 def group_files():
