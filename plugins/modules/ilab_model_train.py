@@ -472,7 +472,8 @@ print(base)
 #   CKPT/hf_format/samples_<E*8>/ (pytorch_model.bin, config.json, tokenizer files), then
 #   pytorch_model.gguf (llamacpp_convert_to_gguf) and pytorch_model-Q4_K_M.gguf (run_quantize)
 #   beside it; the loss of each step goes to the log as
-#   "Epoch: E, Step: S, Loss per batch: X, Actual Loss Per Batch = tensor(L), accumulated loss: A".
+#   "Epoch: E, Step: S, Loss per batch: X, Actual Loss Per Batch = L, accumulated loss: A" (L a plain
+#   float, seen on CPU with torch 2.7; "tensor(L)" is accepted too).
 # - accelerated (instructlab.training main_ds.py / utils.save_hf_format_accelerate):
 #   CKPT/hf_format/samples_<samples_seen>/ (safetensors, config.json, tokenizer files), no GGUF;
 #   the loss of each step goes to CKPT/training_params_and_metrics_global<RANK>.jsonl

@@ -1,11 +1,13 @@
 """The fleet converged: the teacher served the trainers, the server serves
-the model trained on lf-fleet-b, and the trainers trained."""
+the model trained on lf-fleet-b (the original recipe's `--pipeline full
+--device cpu`), and the trainers trained."""
 
 import json
 import os
 import subprocess
 
 import pytest
+import testinfra
 
 
 def test_roles_of_each_host(host):
@@ -54,3 +56,30 @@ def test_wrong_teacher_address_fails_before_generating(host):
     assert ("lf-fleet-b cannot reach the teacher at %s: the name lf-fleet-nowhere does not resolve" % url) in out, out
     assert "TASK [Generate synthetic data" not in out, out
     assert host.check_output(generate_logs) == before, "a generate log changed: generation started"
+
+
+def test_server_serves_the_full_pipelines_model_and_it_answers(host):
+    """The original recipe's training (`ilab model train --pipeline full --device cpu`, on
+    lf-fleet-b) reaches the server: what lf-fleet-a serves is the GGUF InstructLab wrote
+    beside the epoch's checkpoint, and it answers a chat request."""
+    if host.backend.get_hostname() != "lf-fleet-a":
+        pytest.skip("checked from the server")
+    trainer = testinfra.get_host("podman://lf-fleet-b")
+    found = trainer.check_output(
+        "find /var/lib/instructlab/.local/share/instructlab/trained -path '*/hf_format/samples_*' -name '*.gguf' "
+        "-exec sha256sum {} +").splitlines()
+    names = sorted(os.path.basename(line.split()[1]) for line in found)
+    assert names == ["pytorch_model-Q4_K_M.gguf", "pytorch_model.gguf"], found
+    full_gguf = [line.split()[0] for line in found if line.endswith("/pytorch_model.gguf")][0]
+    record = json.loads(host.check_output("cat /var/lib/labforge/rollout/serving-main.json"))
+    served = host.check_output("sha256sum %s" % record["model_path"]).split()[0]
+    assert served == full_gguf, "the server does not serve lf-fleet-b's full-pipeline GGUF: %s" % record
+    out = host.check_output(
+        "python3 -c \"import json,urllib.request,sys; base='http://127.0.0.1:8000/v1'; "
+        "m=json.load(urllib.request.urlopen(base+'/models', timeout=10))['data'][0]['id']; "
+        "req=urllib.request.Request(base+'/chat/completions', json.dumps(dict(model=m, max_tokens=16, "
+        "messages=[dict(role='user', content='Write a haiku about the sea.')])).encode(), "
+        "{'Content-Type': 'application/json'}); "
+        "sys.stdout.write(json.dumps(json.load(urllib.request.urlopen(req, timeout=120))))\"")
+    answer = json.loads(out)
+    assert answer["choices"] and "message" in answer["choices"][0], answer
