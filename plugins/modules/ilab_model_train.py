@@ -59,7 +59,10 @@ attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
-    details: Computes the fingerprint and reports whether training would run; runs nothing.
+    details:
+      - Computes the fingerprint and reports whether training would run; runs nothing.
+      - A O(data_path) that does not exist yet (the dataset a dry run of M(labforge.instructlab.ilab_data_generate)
+        predicted) reports that training would run, with RV(fingerprint) V(null).
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
@@ -964,6 +967,12 @@ def run_module(module):
     version = runner.ilab_version()
 
     eff = resolve(module, runner)
+    if module.check_mode and not eff['strategy'] and eff['data_path'] != 'latest' and not _fs.exists(eff['data_path']):
+        # a dry run of the whole pipeline: the generate step before it predicted the dataset
+        # it would write; training on it would run (its fingerprint is not known yet)
+        module.exit_json(changed=True, trained=True, fingerprint=None, model=None, model_dir=None, gguf_path=None,
+                         checkpoint_dir=None, hf_model_dir=None, final_loss=None, ilab_version=version,
+                         reason='data_path %s does not exist yet: training on it would run' % eff['data_path'])
     data = resolve_data(module, eff)
     cache = _fs.DigestCache(os.path.join(runner.state, 'digests.json'))
     inputs = compute_inputs(eff, data, version, cache)

@@ -613,3 +613,14 @@ def test_phase_files_come_from_the_data_path_directory(bed):
     assert kind == 'exit', r
     (dummy, argv, kw), = bed.starts()
     assert argv == phased_argv(bed, kw['cwd'], bed.knowledge, bed.msgs, (['--strategy', 'lab-multiphase'], []))
+
+
+def test_check_mode_on_a_dataset_not_generated_yet_predicts_training(bed):
+    """A dry run of the pipeline: generate predicted a dataset directory that does not
+    exist yet; training on it would run. Outside check mode the same input is an error."""
+    missing = os.path.join(bed.datasets, 'generate-not-yet')
+    kind, r = bed.run(check=True, data_path=missing)
+    assert kind == 'exit' and r['changed'] and r['trained'] and r['fingerprint'] is None, r
+    assert 'does not exist yet' in r['reason'] and bed.starts() == []
+    kind, r = bed.run(data_path=missing)
+    assert kind == 'fail' and 'data_path %s does not exist' % missing in r['msg'], r
