@@ -18,7 +18,7 @@ container has its own network namespace, so a registry on the controller's
 127.0.0.1 is unreachable from it, and a registry per test host needs no port
 coordination between parallel runs.
 
-The tests run in file order and share the host (config -> download -> taxonomy
+The tests run in file order and share the host (config -> download -> registries -> taxonomy
 -> killed download -> secrets). The container is removed at the end unless
 LABFORGE_KEEP_HOST=1 (then LABFORGE_REUSE_HOST=1 reuses it on the next run).
 """
