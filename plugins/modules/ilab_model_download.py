@@ -30,9 +30,28 @@ description:
     port, links the FIRST release's files when a second release of the same model is asked for,
     cannot pin a digest and leaves an empty model directory behind on failure. The module runs
     C(skopeo inspect) to resolve the release to its manifest digest (and compares it with
-    O(digest)), then C(skopeo copy docker://...@DIGEST oci:TMP) so that exactly that manifest
-    is fetched, verifies the copied manifest's digest and places each layer as the file named by
-    its C(org.opencontainers.image.title) annotation.
+    O(digest)), then C(skopeo copy --remove-signatures docker://...@DIGEST oci:TMP) so that
+    exactly that manifest is fetched, verifies the copied manifest's digest and places each
+    layer as the file named by its C(org.opencontainers.image.title) annotation.
+  - V(oci) images that carry signatures (such as C(registry.redhat.io)'s, whose signatures a RHEL
+    host finds through C(/etc/containers/registries.d/)) are copied the way C(ilab model download)
+    0.26.1 copies them, with C(--remove-signatures) (an OCI layout cannot store signatures;
+    without it skopeo refuses the copy). The signatures are not verified by the module; the
+    host's C(/etc/containers/policy.json) still applies to the copy.
+  - V(oci) image indexes (an OCI image index or a Docker manifest list, that is a multi-architecture
+    image) resolve to the manifest of O(platform), by default the host's (C(linux/amd64) on
+    x86_64, C(linux/arm64) on aarch64). The module picks that manifest from the index itself and
+    fetches it by its digest, so what is recorded and returned as RV(digest) is always the
+    digest of the manifest whose files were placed; the index's digest is returned as
+    RV(index_digest).
+  - V(oci) O(username) with O(password) (or O(password_file)) replace C(podman login). The
+    module writes the credentials (the C(auths) entry of the registry's C(HOST[:PORT]) with C(auth)
+    set to the base64 of C(USER:PASSWORD), what C(skopeo login) writes) into an auth file only root can read,
+    C(/var/lib/labforge/users/USER/registry-auth.json) (0600, in a 0700 directory), and hands it
+    to skopeo with C(--authfile). New or changed credentials are first written to a temporary
+    file in the same private directory and checked by the module's first registry query; the auth
+    file is replaced only when the registry accepted them. Wrong credentials fail with an error
+    naming the registry, and nothing is written (no auth file, no model, no record).
   - Secrets never reach a command line. The Hugging Face token goes to the download process in
     its environment (C(HF_TOKEN)); registry credentials stay in the auth file.
 author:
@@ -84,12 +103,43 @@ options:
     type: str
   digest:
     description:
-      - V(oci) the manifest digest (C(sha256:...)) the release must resolve to; the download fails
-        when it does not. Without O(release), the image is fetched by this digest.
+      - V(oci) the digest (C(sha256:...)) the release must resolve to; the download fails when it
+        does not. Without O(release), the image is fetched by this digest.
+      - For an image index (multi-architecture image) either digest pins it. The index's digest
+        (RV(index_digest)) pins the whole index, whose O(platform) manifest is then fetched. The
+        chosen manifest's digest (RV(digest) of an earlier run) pins exactly the files of one
+        platform. The download fails when the given digest is neither.
+    type: str
+  platform:
+    description:
+      - V(oci) the platform whose manifest is taken from an image index, as C(OS/ARCH) or
+        C(OS/ARCH/VARIANT) in the registry's (Go) names. Defaults to the host's, C(linux/amd64)
+        on x86_64 and C(linux/arm64) on aarch64.
+      - Ignored for an image that is a single manifest.
     type: str
   auth_file:
     description:
       - V(oci) registry auth file as C(podman login) or C(skopeo login) write it.
+      - Mutually exclusive with O(username).
+    type: path
+  username:
+    description:
+      - V(oci) user name for the registry of O(repository), with O(password) or
+        O(password_file). Replaces C(podman login); see the description for where the
+        credentials are kept.
+      - Kept out of logs (C(no_log)); Ansible therefore masks this value wherever it appears in
+        the module's output.
+    type: str
+  password:
+    description:
+      - V(oci) password (or token) for O(username). Never on a command line or in a log.
+      - Mutually exclusive with O(password_file).
+    type: str
+  password_file:
+    description:
+      - V(oci) a file on the host holding the password for O(username) (one line; a trailing
+        newline is dropped). It must not be readable or writable by group or others (mode 0600
+        or 0400); the module refuses it otherwise.
     type: path
   cert_dir:
     description: V(oci) directory of C(*.crt) files (CA of the registry) for C(skopeo).
@@ -137,7 +187,8 @@ options:
     description: Seconds after which a download step is killed (nothing is left at the target).
     type: int
 requirements:
-  - C(skopeo) on the host for V(oci) (the C(labforge.instructlab.instructlab) role installs it).
+  - C(skopeo) (1.9 or later, as C(ilab model download) requires) on the host for V(oci) (the
+    C(labforge.instructlab.instructlab) role installs it).
   - C(huggingface_hub) in O(venv) for V(hf) (an InstructLab dependency).
 notes:
   - Download records (source, digests, sizes, the commit for V(hf)) are kept by root in
@@ -147,6 +198,8 @@ notes:
     planted in its directories is never followed to a file it could not write itself.
   - Replacing an existing directory target renames the old tree aside, renames the new one in
     and removes the old one; the target path never holds a partial tree.
+  - Saving new registry credentials counts as a change (C(changed) is true even when the model
+    itself matched); the same credentials again are left alone.
 '''
 
 EXAMPLES = r'''
@@ -166,6 +219,28 @@ EXAMPLES = r'''
     digest: sha256:4f1c1e0e6d6b8a3b1c9a1f0f4b8b6a0d2f5f0d1a2b3c4d5e6f708192a3b4c5d6
     auth_file: /root/.config/containers/auth.json
     name: granite-7b-redhat-lab-1.4
+  become: true
+
+- name: A multi-architecture model image, signed, logged in with a vaulted password
+  labforge.instructlab.ilab_model_download:
+    source: oci
+    repository: docker://registry.redhat.io/rhelai1/granite-7b-redhat-lab
+    release: "1.4"
+    username: "{{ vault_registry_user }}"
+    password: "{{ vault_registry_password }}"
+    name: granite-7b-redhat-lab-1.4
+  become: true
+  register: granite
+
+- name: The same image on an arm64 host, pinned to the manifest the first host got
+  labforge.instructlab.ilab_model_download:
+    source: oci
+    repository: docker://registry.redhat.io/rhelai1/granite-7b-redhat-lab
+    release: "1.4"
+    digest: "{{ granite.index_digest }}"   # or granite.digest on an x86_64 host
+    platform: linux/arm64
+    username: "{{ vault_registry_user }}"
+    password_file: /root/.config/registry-password   # 0600
   become: true
 
 - name: A model file from a web server
@@ -196,9 +271,24 @@ digest:
   type: str
   sample: sha256:0d2b8bd7e0c3fb3cc5a1d7b0b6a9d10c7f5d3b8a5f2f8b1c8d6d4b0f0a1e2c3d
 manifest_digest:
-  description: V(oci) the manifest digest.
+  description: V(oci) the manifest digest (for an image index, the digest of the O(platform) manifest placed).
   returned: source is oci
   type: str
+index_digest:
+  description: V(oci) the digest of the image index the manifest was chosen from.
+  returned: source is oci and the image is an image index
+  type: str
+  sample: sha256:92a7a43e4ab9aedd7a09f3845372522fa7cbcfaef2aa6962b49c8b8b75057d13
+platform:
+  description: V(oci) the platform whose manifest was taken from the image index.
+  returned: source is oci and the image is an image index
+  type: str
+  sample: linux/amd64
+auth_file:
+  description: V(oci) the root-only auth file that holds the credentials given by O(username).
+  returned: source is oci and O(username) was given
+  type: str
+  sample: /var/lib/labforge/users/instructlab/registry-auth.json
 files:
   description: The model's files with their size and sha256.
   returned: success
@@ -226,9 +316,11 @@ log_path:
   type: str
 '''
 
+import base64
 import hashlib
 import json
 import os
+import platform as platform_mod
 import re
 
 from ansible.module_utils.basic import AnsibleModule
@@ -244,6 +336,13 @@ TITLE = 'org.opencontainers.image.title'
 INDEX_TYPES = ('application/vnd.oci.image.index.v1+json',
                'application/vnd.docker.distribution.manifest.list.v2+json')
 COMMIT_RE = re.compile(r'^[0-9a-f]{40}$')
+PLATFORM_RE = re.compile(r'^[a-z0-9_]+/[a-z0-9_]+(?:/[a-z0-9_]+)?$')
+# uname -m -> the architecture names of image indexes (Go's GOARCH)
+GOARCH = {'x86_64': 'amd64', 'amd64': 'amd64', 'aarch64': 'arm64', 'arm64': 'arm64',
+          'ppc64le': 'ppc64le', 's390x': 's390x', 'riscv64': 'riscv64', 'i386': '386', 'i686': '386'}
+# what a registry says when it refuses the credentials
+UNAUTHORIZED = ('unauthorized', 'authentication required', 'invalid username/password',
+                'incorrect username or password', 'denied')
 
 # Runs as the service user with the venv's python. argv: JSON spec; prints JSON
 # {"commit": SHA} (the commit the revision points at), after downloading into
@@ -297,6 +396,97 @@ def parse_oci(repository, release, digest):
                 name=m.group('path').rstrip('/').split('/')[-1])
 
 
+def host_platform():
+    """The host's platform in image-index terms: ``linux/amd64`` on x86_64, ``linux/arm64`` on aarch64."""
+    machine = platform_mod.machine()
+    return 'linux/' + GOARCH.get(machine, machine.lower())
+
+
+def describe_platform(p):
+    return '/'.join(x for x in (p.get('os'), p.get('architecture'), p.get('variant')) if x)
+
+
+def select_manifest(index, wanted, ref_s):
+    """The descriptor of ``wanted`` (``OS/ARCH[/VARIANT]``) in an image index."""
+    parts = wanted.split('/')
+    descs = [d for d in index.get('manifests') or [] if isinstance(d, dict)]
+    found = [d for d in descs if (d.get('platform') or {}).get('os') == parts[0]
+             and (d.get('platform') or {}).get('architecture') == parts[1]]
+    if len(parts) == 3:
+        found = [d for d in found if d['platform'].get('variant') == parts[2]]
+    elif len(found) > 1:
+        # several variants (arm/v6, arm/v7): one without a variant is the plain one
+        plain = [d for d in found if not d['platform'].get('variant')]
+        found = plain if len(plain) == 1 else found
+    have = sorted(set(describe_platform(d.get('platform') or {}) or '(no platform)' for d in descs))
+    if not found:
+        raise Fail('%s is an image index without a manifest for platform %s (it has: %s); set platform'
+                   % (ref_s, wanted, ', '.join(have) or 'nothing'))
+    if len(found) > 1:
+        raise Fail('%s is an image index with %d manifests for platform %s (%s); set platform to OS/ARCH/VARIANT'
+                   % (ref_s, len(found), wanted, ', '.join(describe_platform(d['platform']) for d in found)))
+    if not re.match(r'^sha256:[0-9a-f]{64}$', found[0].get('digest') or ''):
+        raise Fail('%s lists manifest %r for platform %s: not a sha256 digest'
+                   % (ref_s, found[0].get('digest'), wanted))
+    return found[0]
+
+
+class RegistryLogin(object):
+    """``username`` + password -> a root-only auth file for skopeo's ``--authfile``.
+
+    The credentials are kept in ``STATE/registry-auth.json`` (root, 0600, in root's 0700
+    private state directory), in the format ``skopeo login`` writes. New or changed
+    credentials go to a temporary file in ``STATE/tmp`` first; the module's first registry
+    query uses it, and only when the registry accepted them does ``commit`` rename it over the
+    kept file. ``discard`` removes it (wrong password, check mode): nothing else is written.
+    """
+
+    def __init__(self, runner, host, username, password):
+        self.runner = runner
+        self.host = host
+        self.path = os.path.join(runner.state, 'registry-auth.json')
+        token = base64.b64encode(('%s:%s' % (username, password)).encode('utf-8')).decode('ascii')
+        runner.add_secret(password)
+        runner.add_secret(token)
+        self.entry = {'auth': token}
+        self.tmp = None
+        self.changed = False
+        self.before = 'absent'
+
+    def prepare(self):
+        """The auth file skopeo is to use now."""
+        kept = _fs.read_json(self.path, None) if _fs.isfile(self.path) else None
+        auths = dict((kept or {}).get('auths') or {})
+        if auths.get(self.host) == self.entry:
+            self.before = 'stored'
+            return self.path
+        self.before = 'other' if self.host in auths else 'absent'
+        auths[self.host] = self.entry
+        new = dict(kept or {}, auths=auths)
+        tmp_dir = _fs.private_dir(os.path.join(self.runner.state, 'tmp'))
+        for name, _st in _fs.scandir(tmp_dir):   # left by a killed run
+            pid = name[len('auth-'):-len('.json')] if name.startswith('auth-') and name.endswith('.json') else ''
+            if pid.isdigit() and not _fs.process_start(int(pid)):
+                _fs.remove(os.path.join(tmp_dir, name))
+        self.tmp = os.path.join(tmp_dir, 'auth-%d.json' % os.getpid())
+        _fs.write_json(self.tmp, new, 0o600)
+        self.changed = True
+        return self.tmp
+
+    def commit(self):
+        """Keep the credentials the registry accepted; returns the kept file."""
+        if self.tmp:
+            _fs.private_dir(os.path.dirname(self.path))
+            _fs.rename(self.tmp, self.path)
+            self.tmp = None
+        return self.path
+
+    def discard(self):
+        if self.tmp:
+            _fs.remove(self.tmp)
+            self.tmp = None
+
+
 def target_files(target, cache, verify=False):
     """``{rel: {size, sha256}}`` of a model file (keyed by its name) or tree."""
     if _fs.isdir(target):
@@ -327,6 +517,9 @@ class Downloader(object):
         self.owner = runner.owner
         self.cache = _fs.DigestCache(os.path.join(runner.state, 'digests.json'))
         self.log_path = None
+        self.login = None
+        self.auth_path = None
+        self.registry = None
 
     # ---------------------------------------------------------- workspace
     def fetch(self, target, fill, private=True):
@@ -364,9 +557,34 @@ class Downloader(object):
             return None
 
     # ---------------------------------------------------------------- oci
+    def registry_password(self):
+        """The password given by ``password`` or read from ``password_file`` (a 0600 file)."""
+        if self.p['password'] is not None:
+            password = self.p['password']
+        else:
+            path = self.p['password_file']
+            st = _fs.stat_path(path)
+            if st is None or not _fs.isfile(path):
+                raise Fail('password_file %s does not exist (or is not a file)' % path)
+            if st.st_mode & 0o077:
+                raise Fail('password_file %s is open to group or others (mode %04o): make it 0600'
+                           % (path, st.st_mode & 0o7777))
+            try:
+                password = _fs.read_text(path, limit=64 * 1024)
+            except (IOError, OSError, UnicodeDecodeError) as e:
+                raise Fail('cannot read password_file %s: %s' % (path, e))
+            password = password[:-1] if password.endswith('\n') else password
+            password = password[:-1] if password.endswith('\r') else password
+        if not password:
+            raise Fail('the registry password for username is empty (password%s)'
+                       % (' / password_file %s' % self.p['password_file'] if self.p['password_file'] else ''))
+        return password
+
     def skopeo_opts(self, copy=False):
         opts = []
-        if self.p['auth_file']:
+        if self.auth_path:
+            opts.append('--%sauthfile=%s' % ('src-' if copy else '', self.auth_path))
+        elif self.p['auth_file']:
             if not _fs.isfile(self.p['auth_file']):
                 raise Fail('auth_file %s does not exist' % self.p['auth_file'])
             opts.append('--%sauthfile=%s' % ('src-' if copy else '', self.p['auth_file']))
@@ -375,22 +593,56 @@ class Downloader(object):
         opts.append('--%stls-verify=%s' % ('src-' if copy else '', 'true' if self.p['tls_verify'] else 'false'))
         return opts
 
+    def inspect_raw(self, skopeo, ref_s):
+        """``(digest, document)`` of the manifest or index ``ref_s`` names, as the registry sends it."""
+        opts = self.skopeo_opts()
+        res = self.runner.run('skopeo inspect', [skopeo, 'inspect', '--raw', '--retry-times=2'] + opts + [ref_s],
+                              timeout=self.p['timeout'], changes_state=False, log=False, as_user=False)
+        if res.rc != 0:
+            err = (res.stderr or res.stdout or '').lower()
+            if any(word in err for word in UNAUTHORIZED):
+                if self.login:
+                    why = 'refused the credentials of username (password%s)' % (
+                        '_file %s' % self.p['password_file'] if self.p['password_file'] else '')
+                elif self.p['auth_file']:
+                    why = 'refused the credentials in auth_file %s' % self.p['auth_file']
+                else:
+                    why = 'requires credentials: give username and password (or password_file), or auth_file'
+                raise Fail('registry %s %s' % (self.registry, why), res, 'skopeo inspect')
+            raise Fail('skopeo inspect failed', res, 'skopeo inspect')
+        raw = res.stdout.encode('utf-8')
+        digest = 'sha256:' + hashlib.sha256(raw).hexdigest()
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            raise Fail('the registry returned no JSON manifest for %s' % ref_s)
+        if not isinstance(doc, dict):
+            raise Fail('the registry returned no JSON manifest for %s' % ref_s)
+        return digest, doc
+
     def oci_inspect(self, ref):
+        """``(ref_s, manifest digest, manifest, files, index)``: ``index`` is ``None`` or
+        ``{digest, platform}`` when the reference names an image index."""
         skopeo = self.module.get_bin_path('skopeo')
         if not skopeo:
             raise Fail('skopeo is required for source=oci (the instructlab role installs it)')
         ref_s = ref['base'] + ('@' + ref['digest'] if ref['digest'] and not ref['tag'] else ':' + ref['tag'])
-        res = self.run('skopeo inspect', [skopeo, 'inspect', '--raw', '--retry-times=2'] + self.skopeo_opts()
-                       + [ref_s], changes_state=False, log=False, as_user=False)
-        raw = res.stdout.encode('utf-8')
-        digest = 'sha256:' + hashlib.sha256(raw).hexdigest()
-        try:
-            manifest = json.loads(raw)
-        except ValueError:
-            raise Fail('the registry returned no JSON manifest for %s' % ref_s)
+        digest, manifest = self.inspect_raw(skopeo, ref_s)
+        index = None
         if manifest.get('mediaType') in INDEX_TYPES or 'manifests' in manifest:
-            raise Fail('%s is an image index, not a model manifest (one manifest whose layers are files)' % ref_s)
-        if ref['digest'] and digest != ref['digest']:
+            wanted = self.p['platform'] or host_platform()
+            desc = select_manifest(manifest, wanted, ref_s)
+            index = dict(digest=digest, platform=wanted)
+            digest, manifest = self.inspect_raw(skopeo, '%s@%s' % (ref['base'], desc['digest']))
+            if digest != desc['digest']:
+                raise Fail('the registry sent a manifest with digest %s for %s@%s' % (digest, ref['base'], desc['digest']))
+            if manifest.get('mediaType') in INDEX_TYPES or 'manifests' in manifest:
+                raise Fail('the %s manifest of %s is itself an image index (nested indexes are not supported)'
+                           % (wanted, ref_s))
+        if ref['digest'] and ref['digest'] not in (digest, index and index['digest']):
+            if index:
+                raise Fail('%s resolves to the image index %s, whose %s manifest is %s; neither is the '
+                           'expected digest %s' % (ref_s, index['digest'], index['platform'], digest, ref['digest']))
             raise Fail('%s resolves to %s, not to the expected digest %s' % (ref_s, digest, ref['digest']))
         layers = manifest.get('layers') or []
         files = {}
@@ -406,12 +658,26 @@ class Downloader(object):
                                media_type=layer.get('mediaType'))
         if not files:
             raise Fail('%s has no layers' % ref_s)
-        return ref_s, digest, manifest, files
+        return ref_s, digest, manifest, files, index
 
     def oci(self, target, record, check):
         ref = parse_oci(self.p['repository'], self.p['release'], self.p['digest'])
-        ref_s, digest, _manifest, layers = self.oci_inspect(ref)
+        self.registry = ref['host']
+        if self.p['platform'] and not PLATFORM_RE.match(self.p['platform']):
+            raise Fail('platform must look like OS/ARCH or OS/ARCH/VARIANT (linux/arm64), got %r' % self.p['platform'])
+        if self.p['username']:
+            self.login = RegistryLogin(self.runner, ref['host'], self.p['username'], self.registry_password())
+            self.auth_path = self.login.prepare()
+        try:
+            ref_s, digest, _manifest, layers, index = self.oci_inspect(ref)
+            if self.login and not check:
+                self.auth_path = self.login.commit()
+        finally:
+            if self.login:
+                self.login.discard()
         spec = dict(source='oci', repository=ref['base'], release=ref['tag'], manifest_digest=digest)
+        if index:
+            spec.update(index_digest=index['digest'], platform=index['platform'])
         have = self.current(target)
         if have is not None and not self.p['force']:
             if set(have) == set(layers) and all(
@@ -423,6 +689,8 @@ class Downloader(object):
             reason = self.fetch_reason(target, have)
         fetched = dict(source='oci', ref=ref_s, digest=digest, files=sorted(layers),
                        size=sum(v['size'] or 0 for v in layers.values()))
+        if index:
+            fetched.update(index_digest=index['digest'], platform=index['platform'])
         if check:
             return fetched, reason, None, spec
         skopeo = self.module.get_bin_path('skopeo', required=True)
@@ -445,7 +713,9 @@ class Downloader(object):
         return fetched, reason, self.files(target), spec
 
     def oci_copy(self, skopeo, ref, digest, layout, ws):
-        self.run('skopeo copy', [skopeo, 'copy', '--quiet', '--preserve-digests', '--retry-times=2']
+        # --remove-signatures: as ilab model download 0.26.1 copies (an OCI layout cannot hold
+        # the signatures of a signed image; skopeo would refuse the copy)
+        self.run('skopeo copy', [skopeo, 'copy', '--quiet', '--preserve-digests', '--remove-signatures', '--retry-times=2']
                  + self.skopeo_opts(copy=True)
                  + ['%s@%s' % (ref['base'], digest), 'oci:%s:%s' % (layout, 'model')],
                  log_name='oci-download-%s' % os.path.basename(self.target), as_user=False)
@@ -658,6 +928,10 @@ def main():
         release=dict(type='str'),
         digest=dict(type='str'),
         auth_file=dict(type='path'),
+        username=dict(type='str', no_log=True),
+        password=dict(type='str', no_log=True),
+        password_file=dict(type='path'),
+        platform=dict(type='str'),
         cert_dir=dict(type='path'),
         tls_verify=dict(type='bool', default=True),
         url=dict(type='str'),
@@ -673,9 +947,16 @@ def main():
     )
     module = AnsibleModule(
         argument_spec=argument_spec, supports_check_mode=True,
-        mutually_exclusive=[('hf_token', 'hf_token_file')],
+        mutually_exclusive=[('hf_token', 'hf_token_file'), ('password', 'password_file'), ('auth_file', 'username')],
+        required_by=dict(password='username', password_file='username'),
         required_if=[('source', 'hf', ['repository']), ('source', 'oci', ['repository']),
                      ('source', 'url', ['url', 'checksum']), ('source', 'path', ['src'])])
+    if module.params['username'] and module.params['password'] is None and not module.params['password_file']:
+        module.fail_json(msg='username needs password or password_file')
+    if module.params['source'] != 'oci':
+        for opt in ('username', 'password', 'password_file', 'platform'):
+            if module.params[opt] is not None:
+                module.fail_json(msg='%s applies to source=oci only' % opt)
     run_guarded(module, download)
 
 
@@ -716,6 +997,12 @@ def download(module):
     result['fetched'] = fetched
     result['reason'] = reason
     result['changed'] = fetched is not None
+    if dl.login:
+        result['auth_file'] = dl.login.path
+        if dl.login.changed:
+            result['changed'] = True
+            result['reason'] = '%s; credentials for %s %s in %s' % (
+                reason, dl.login.host, 'would be saved' if module.check_mode else 'saved', dl.login.path)
     if dl.log_path:
         result['log_path'] = dl.log_path
     if have is not None:
@@ -724,6 +1011,8 @@ def download(module):
                       size=sum(v.get('size') or 0 for v in have.values()))
         if spec.get('manifest_digest'):
             result['manifest_digest'] = spec['manifest_digest']
+        if spec.get('index_digest'):
+            result.update(index_digest=spec['index_digest'], platform=spec['platform'])
         if getattr(dl, 'commit', None):
             result['commit'] = dl.commit
         if not module.check_mode:
@@ -736,8 +1025,14 @@ def download(module):
     elif fetched and fetched.get('digest'):
         result['digest'] = fetched['digest']
         result['manifest_digest'] = fetched['digest']
+        if fetched.get('index_digest'):
+            result.update(index_digest=fetched['index_digest'], platform=fetched['platform'])
     if module._diff:
-        result['diff'] = dict(before=before, after=dict(path=target, state='present', digest=result.get('digest')))
+        after = dict(path=target, state='present', digest=result.get('digest'))
+        if dl.login:
+            before['credentials'] = dl.login.before
+            after['credentials'] = 'stored'
+        result['diff'] = dict(before=before, after=after)
     module.exit_json(**result)
 
 

@@ -18,7 +18,7 @@ container has its own network namespace, so a registry on the controller's
 127.0.0.1 is unreachable from it, and a registry per test host needs no port
 coordination between parallel runs.
 
-The tests run in file order and share the host (config -> download -> taxonomy
+The tests run in file order and share the host (config -> download -> registries -> taxonomy
 -> killed download -> secrets). The container is removed at the end unless
 LABFORGE_KEEP_HOST=1 (then LABFORGE_REUSE_HOST=1 reuses it on the next run).
 """
@@ -27,6 +27,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import json
 import os
 import secrets
@@ -86,6 +87,43 @@ def test_config(host):
 
 def test_download(host):
     host.playbook('download.yml')
+
+
+def test_registries_as_they_are(host):
+    """Issue 16, item 5: a signed image, a two-platform image index and a login by
+    username/password (playbooks/registry.yml); then the credentials are found in no file
+    but the root-only auth file (and the registry's own htpasswd for the user name), in no
+    process argument list and not in ansible's -vvv output."""
+    user = 'lfr-' + secrets.token_hex(6)
+    password = 'lfr-pw-' + secrets.token_urlsafe(18)
+    # a registry user of this test's own (the registry rereads its htpasswd file)
+    on_host('read -r u; read -r p; printf "%s" "$p" | htpasswd -B -i /root/registry/htpasswd "$u" 2>/dev/null',
+            input='%s\n%s\n' % (user, password))
+    on_host('umask 077; cat > /root/lfr-password', input=password + '\n')
+    mon = start_monitor(password)
+    try:
+        res = host.playbook('registry.yml', '-vvv', env={'LFR_USER': user, 'LFR_PASSWORD': password}, check=False)
+    finally:
+        hits = stop_monitor(mon)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0 and 'PLAY RECAP' in out and 'failed=0' in out, out[-8000:]
+    auth = base64.b64encode(('%s:%s' % (user, password)).encode()).decode()
+    for secret in (password, user, auth):
+        assert secret not in out
+    assert hits == '', 'password seen in a process argument list: %s' % hits
+    state = '/var/lib/labforge/users/instructlab/registry-auth.json'
+    # the auth file holds exactly these credentials (compared on the host; nothing printed)
+    check = on_host('read -r u; read -r p; python3 -c "import base64, json, sys; '
+                    'a = json.load(open(sys.argv[1]))[\'auths\'][\'127.0.0.1:5443\'][\'auth\']; '
+                    'print(base64.b64decode(a).decode() == sys.argv[2] + \':\' + sys.argv[3])" %s "$u" "$p"; '
+                    'stat -c "%%a %%U" %s' % (state, state), input='%s\n%s\n' % (user, password)).stdout.split()
+    assert check == ['True', '600', 'root'], check
+    dirs = SCAN_DIRS + ' /var/lib/labforge'
+    assert files_with(password, dirs) == ['/root/lfr-password']       # the file the test gave
+    assert files_with(auth, dirs) == [state]
+    # the user name is in the registry's own files only (its htpasswd, its log of the refused logins)
+    named = files_with(user, dirs)
+    assert '/root/registry/htpasswd' in named and [f for f in named if not f.startswith('/root/registry/')] == [], named
 
 
 def test_taxonomy(host):
@@ -166,11 +204,11 @@ def stop_monitor(proc):
     return on_host('cat /root/monitor.hits').stdout
 
 
-def files_with(needle):
+def files_with(needle, dirs=SCAN_DIRS):
     """Files on the test host containing ``needle`` (fed on stdin, never argv)."""
     res = sh(['podman', 'exec', '-i', NAME, 'bash', '-c',
               'read -r n; printf "%s" "$n" > /root/.needle; '
-              'grep -rlF --no-messages -f /root/.needle ' + SCAN_DIRS + ' | grep -v "^/root/.needle$" || true; '
+              'grep -rlF --no-messages -f /root/.needle ' + dirs + ' | grep -v "^/root/.needle$" || true; '
               'rm -f /root/.needle'], input=needle + '\n')
     return sorted(res.stdout.split())
 
@@ -225,7 +263,6 @@ def test_secrets_never_leak(host):
     assert password not in res.stdout + res.stderr
     assert hits == ''
     assert files_with(password) == ['/root/registry/password']
-    import base64
     auth = base64.b64encode(('labforge:' + password).encode()).decode()
     assert files_with(auth) == ['/root/registry/auth.json']
     assert on_host('stat -c %a /root/registry/auth.json /root/registry/password').stdout.split() == ['600', '600']

@@ -9,6 +9,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import hashlib
 import io
 import json
@@ -32,13 +33,20 @@ def sha(data):
 
 class Registry(object):
     """Fake registry answering `skopeo inspect --raw` and `skopeo copy` from
-    OCI layouts built with tests/testbed/oci_layout.py."""
+    OCI layouts built with tests/testbed/oci_layout.py (image indexes too).
+    With ``creds`` set it answers only to an auth file holding them, as the
+    test bed's htpasswd registry does."""
+
+    HOST = 'registry.example:5000'
 
     def __init__(self, tmp_path):
         self.tmp = tmp_path
-        self.images = {}   # tag -> (layout dir, manifest digest)
+        self.images = {}   # tag -> (layout dir, manifest or index digest)
+        self.blobs = {}    # digest of every manifest and index -> layout dir
         self.fail_copy = False
         self.corrupt_copy = False
+        self.creds = None  # (user, password) the registry wants
+        self.auth_seen = []  # (step, auth file, its content) of each call
 
     def push(self, tag, files):
         src = self.tmp / ('src-' + tag)
@@ -50,17 +58,54 @@ class Registry(object):
         layout = str(self.tmp / ('layout-' + tag))
         digest = subprocess.check_output([sys.executable, OCI_LAYOUT, layout, tag] + paths, text=True).strip()
         self.images[tag] = (layout, digest)
+        self.blobs[digest] = layout
         return digest
+
+    def push_index(self, tag, platforms):
+        """``platforms``: {"linux/amd64": {name: data}}; returns (index digest, {platform: digest})."""
+        layout = str(self.tmp / ('layout-' + tag))
+        args = []
+        for platform, files in platforms.items():
+            src = self.tmp / ('src-%s-%s' % (tag, platform.replace('/', '-')))
+            src.mkdir()
+            for name, data in files.items():
+                (src / name).write_bytes(data)
+            args.append('%s=%s' % (platform, ','.join(str(src / name) for name in files)))
+        out = subprocess.check_output([sys.executable, OCI_LAYOUT, '--index', layout, tag] + args, text=True).split('\n')
+        index = out[0].strip()
+        digests = dict(line.split() for line in out[1:] if line.strip())
+        self.images[tag] = (layout, index)
+        for d in [index] + list(digests.values()):
+            self.blobs[d] = layout
+        return index, digests
+
+    def authorized(self, step, argv):
+        auth = [a.split('=', 1)[1] for a in argv if a.startswith(('--authfile=', '--src-authfile='))]
+        content = open(auth[0]).read() if auth and os.path.exists(auth[0]) else None
+        self.auth_seen.append((step, auth[0] if auth else None, content))
+        if self.creds is None:
+            return True
+        try:
+            entry = json.loads(content)['auths'][self.HOST]['auth']
+        except (TypeError, ValueError, KeyError):
+            return False
+        return base64.b64decode(entry).decode() == '%s:%s' % self.creds
 
     def manifest(self, layout, digest):
         with open(os.path.join(layout, 'blobs', 'sha256', digest.split(':')[1])) as f:
             return f.read()
 
     def respond(self, step, argv, call):
+        if step in ('skopeo inspect', 'skopeo copy') and not self.authorized(step, argv):
+            return 1, '', ('time="2026-12-02T02:10:11Z" level=fatal msg="Error parsing image name \\"%s\\": reading '
+                           'manifest in %s/models/granite: unauthorized: authentication required"\n' % (argv[-1], self.HOST))
         if step == 'skopeo inspect':
             ref = argv[-1]
             for tag, (layout, digest) in self.images.items():
-                if ref.endswith(':' + tag) or ref.endswith('@' + digest):
+                if ref.endswith(':' + tag):
+                    return 0, self.manifest(layout, digest), ''
+            for digest, layout in self.blobs.items():
+                if ref.endswith('@' + digest):
                     return 0, self.manifest(layout, digest), ''
             return 1, '', 'FATA[0000] Error parsing image name: manifest unknown\n'
         if step == 'skopeo copy':
@@ -68,13 +113,14 @@ class Registry(object):
                 return 1, '', 'FATA[0001] writing blob: connection reset\n'
             src, dst = argv[-2], argv[-1]
             digest = src.split('@')[1]
-            layout = [lay for lay, d in self.images.values() if d == digest][0]
+            layout = self.blobs[digest]
             out = dst[len('oci:'):].rsplit(':', 1)[0]
             import shutil
             shutil.copytree(layout, out)
             with open(os.path.join(out, 'index.json')) as f:
                 index = json.load(f)
-            index['manifests'] = [m for m in index['manifests'] if m['digest'] == digest]
+            index['manifests'] = [dict(mediaType='application/vnd.oci.image.manifest.v1+json', digest=digest,
+                                       size=len(self.manifest(layout, digest)))]
             with open(os.path.join(out, 'index.json'), 'w') as f:
                 json.dump(index, f)
             if self.corrupt_copy:
@@ -125,7 +171,8 @@ def test_oci_exact_commands_with_registry_port(env, monkeypatch):
                                'docker://registry.example:5000/models/granite:1.0']
     assert not inspect['changes_state'] and not inspect['as_user']
     ws = copy['argv'][-1][len('oci:'):].rsplit('/', 1)[0]
-    assert copy['argv'] == ['/usr/bin/skopeo', 'copy', '--quiet', '--preserve-digests', '--retry-times=2',
+    assert copy['argv'] == ['/usr/bin/skopeo', 'copy', '--quiet', '--preserve-digests', '--remove-signatures',
+                            '--retry-times=2',
                             '--src-authfile=' + auth, '--src-cert-dir=/etc/labforge/certs.d', '--src-tls-verify=true',
                             'docker://registry.example:5000/models/granite@' + d1,   # exactly the inspected manifest
                             'oci:%s/layout:model' % ws]
@@ -235,6 +282,245 @@ def test_oci_rejects_non_model_images(env, monkeypatch):
 def test_oci_bad_reference(env, monkeypatch):
     r = run_module(monkeypatch, M.main, oci_args(env, repository='registry.example/models/granite'))
     assert r['failed'] and 'docker://HOST[:PORT]/PATH' in r['msg']
+
+
+def test_oci_signed_images_are_copied_without_their_signatures(env, monkeypatch):
+    # ilab model download 0.26.1 (src/instructlab/model/download.py) runs
+    # `skopeo copy REPO:RELEASE oci:DIR --remove-signatures`: an OCI layout cannot hold the
+    # signatures of a signed image and skopeo refuses the copy without the flag
+    env['reg'].push('1.0', {'model.gguf': b'signed weights'})
+    r = run_module(monkeypatch, M.main, oci_args(env, release='1.0'))
+    assert r['changed']
+    (copy,) = [c for c in env['rec'].calls if c['step'] == 'skopeo copy']
+    assert '--remove-signatures' in copy['argv']
+    assert copy['argv'].index('--remove-signatures') < copy['argv'].index(
+        'docker://registry.example:5000/models/granite@' + r['digest'])
+
+
+# ---------------------------------------------------- oci: image indexes
+TWO_PLATFORMS = {'linux/amd64': {'model.gguf': b'amd64 weights'},
+                 'linux/arm64': {'model.gguf': b'arm64 weights', 'README.md': b'arm'}}
+
+
+@pytest.mark.parametrize('machine,platform', [('x86_64', 'linux/amd64'), ('aarch64', 'linux/arm64')])
+def test_oci_index_resolves_to_the_host_platform(env, monkeypatch, machine, platform):
+    monkeypatch.setattr(M.platform_mod, 'machine', lambda: machine)
+    index, digests = env['reg'].push_index('1.0', TWO_PLATFORMS)
+    chosen = digests[platform]
+    chk = run_module(monkeypatch, M.main, oci_args(env, release='1.0'), check_mode=True)
+    assert chk['changed'] and chk['digest'] == chosen and chk['index_digest'] == index
+    assert chk['fetched']['platform'] == platform and chk['fetched']['digest'] == chosen
+    r = run_module(monkeypatch, M.main, oci_args(env, release='1.0'), diff=True)
+    assert r['changed'] and r['digest'] == chosen and r['manifest_digest'] == chosen
+    assert r['index_digest'] == index and r['platform'] == platform
+    assert r['diff']['after']['digest'] == chosen
+    base = 'docker://registry.example:5000/models/granite'
+    inspect_index, inspect_chosen, copy = [c['argv'] for c in env['rec'].calls if not c['skipped']][-3:]
+    assert inspect_index[:2] == inspect_chosen[:2] == ['/usr/bin/skopeo', 'inspect']
+    assert inspect_index[-1] == base + ':1.0'                 # the index
+    assert inspect_chosen[-1] == base + '@' + chosen          # the host platform's manifest, by its digest
+    assert copy[1] == 'copy' and copy[-2] == base + '@' + chosen
+    assert not [a for a in copy if 'override' in a or a in ('--all', '-a')]   # no choice left to skopeo
+    target = os.path.join(env['models'], 'granite')
+    want = TWO_PLATFORMS[platform]
+    assert sorted(os.listdir(target)) == sorted(want)
+    assert open(os.path.join(target, 'model.gguf'), 'rb').read() == want['model.gguf']
+    # the record holds the chosen manifest: a second run is a no-op
+    runner = M.IlabRunner(type('Mod', (), {'params': {}})(), user=ME)
+    with open(M.record_path(runner, target)) as f:
+        record = json.load(f)
+    assert record['digest'] == chosen and record['spec']['index_digest'] == index
+    again = run_module(monkeypatch, M.main, oci_args(env, release='1.0'))
+    assert not again['changed'] and again['digest'] == chosen
+
+
+def test_oci_index_platform_option_and_digest_pins(env, monkeypatch):
+    monkeypatch.setattr(M.platform_mod, 'machine', lambda: 'x86_64')
+    index, digests = env['reg'].push_index('1.0', TWO_PLATFORMS)
+    # either digest pins: the index's, or the chosen manifest's
+    r = run_module(monkeypatch, M.main, oci_args(env, release='1.0', digest=index, name='by-index'))
+    assert r['changed'] and r['digest'] == digests['linux/amd64'] and r['index_digest'] == index
+    r = run_module(monkeypatch, M.main, oci_args(env, release='1.0', digest=digests['linux/amd64'], name='by-manifest'))
+    assert r['changed'] and r['digest'] == digests['linux/amd64']
+    # by digest only (no tag): the index digest is inspected and resolved the same way
+    r = run_module(monkeypatch, M.main, oci_args(env, digest=index, name='by-index-only'))
+    assert r['changed'] and r['digest'] == digests['linux/amd64']
+    # another platform's manifest is not what this host resolves to: refused before any copy
+    env['rec'].calls[:] = []
+    r = run_module(monkeypatch, M.main, oci_args(env, release='1.0', digest=digests['linux/arm64'], name='wrong'))
+    assert r['failed'] and 'neither is the expected digest ' + digests['linux/arm64'] in r['msg']
+    assert index in r['msg'] and digests['linux/amd64'] in r['msg']
+    assert 'skopeo copy' not in env['rec'].steps() and not os.path.exists(os.path.join(env['models'], 'wrong'))
+    # platform= picks another manifest (and then that digest pins)
+    r = run_module(monkeypatch, M.main, oci_args(env, release='1.0', digest=digests['linux/arm64'],
+                                                 platform='linux/arm64', name='arm'))
+    assert r['changed'] and r['digest'] == digests['linux/arm64'] and r['platform'] == 'linux/arm64'
+    assert sorted(os.listdir(os.path.join(env['models'], 'arm'))) == ['README.md', 'model.gguf']
+
+
+def test_oci_index_without_the_platform_is_refused_clearly(env, monkeypatch):
+    env['reg'].push_index('1.0', TWO_PLATFORMS)
+    r = run_module(monkeypatch, M.main, oci_args(env, release='1.0', platform='linux/s390x'))
+    assert r['failed'] and 'without a manifest for platform linux/s390x' in r['msg']
+    assert 'linux/amd64, linux/arm64' in r['msg']
+    assert env['rec'].steps() == ['skopeo inspect'] and not os.path.exists(env['models'])
+    r = run_module(monkeypatch, M.main, oci_args(env, release='1.0', platform='arm64'))
+    assert r['failed'] and 'platform must look like OS/ARCH' in r['msg']
+
+
+def test_oci_host_platform_names():
+    import platform as stdlib_platform
+    assert M.host_platform() == 'linux/' + {'x86_64': 'amd64', 'aarch64': 'arm64'}.get(
+        stdlib_platform.machine(), stdlib_platform.machine())
+    descs = {'manifests': [
+        {'digest': 'sha256:' + 'a' * 64, 'platform': {'os': 'linux', 'architecture': 'arm', 'variant': 'v6'}},
+        {'digest': 'sha256:' + 'b' * 64, 'platform': {'os': 'linux', 'architecture': 'arm', 'variant': 'v7'}},
+        {'digest': 'sha256:' + 'c' * 64, 'platform': {'os': 'unknown', 'architecture': 'unknown'}}]}
+    assert M.select_manifest(descs, 'linux/arm/v7', 'x')['digest'] == 'sha256:' + 'b' * 64
+    with pytest.raises(M.Fail) as e:
+        M.select_manifest(descs, 'linux/arm', 'x')
+    assert 'set platform to OS/ARCH/VARIANT' in e.value.msg
+
+
+# -------------------------------------------------------- oci: logging in
+PASSWORD = 'Reg1stry-Pa55-unit'
+USER = 'lf-unit-user'
+
+
+def login_args(env, **kw):
+    a = oci_args(env, release='1.0', username=USER, password=PASSWORD)
+    del a['auth_file']
+    a.update(kw)
+    return a
+
+
+def kept_auth(env):
+    return os.path.join(M._fs.STATE_ROOT, 'users', ME, 'registry-auth.json')
+
+
+def tmp_entries():
+    tmp = os.path.join(M._fs.STATE_ROOT, 'users', ME, 'tmp')
+    return os.listdir(tmp) if os.path.isdir(tmp) else []
+
+
+def test_oci_login_writes_a_root_only_auth_file(env, monkeypatch):
+    env['reg'].push('1.0', {'model.gguf': b'private weights'})
+    env['reg'].creds = (USER, PASSWORD)
+    r = run_module(monkeypatch, M.main, login_args(env), diff=True)
+    assert r['changed'] and not r.get('failed'), r
+    path = kept_auth(env)
+    assert r['auth_file'] == path
+    st = os.stat(path)
+    assert oct(st.st_mode & 0o777) == '0o600' and st.st_uid == os.geteuid()
+    assert oct(os.stat(os.path.dirname(path)).st_mode & 0o777) == '0o700'
+    assert json.load(open(path)) == {'auths': {'registry.example:5000': {
+        'auth': base64.b64encode(('%s:%s' % (USER, PASSWORD)).encode()).decode()}}}
+    # skopeo got the credentials through --authfile only: first the checked temporary file,
+    # then (once the registry accepted it) the kept one
+    inspect, copy = [c for c in env['rec'].calls if not c['skipped']]
+    tmp_auth = inspect['argv'][4]
+    assert tmp_auth.startswith('--authfile=' + os.path.join(M._fs.STATE_ROOT, 'users', ME, 'tmp', 'auth-'))
+    assert '--src-authfile=' + path in copy['argv']
+    assert tmp_entries() == []                        # the temporary file is gone
+    for call in env['rec'].calls:
+        assert PASSWORD not in ' '.join(call['argv']) and USER not in ' '.join(call['argv'])
+        assert PASSWORD not in json.dumps(call['env']) and not call['secret_env']
+    assert PASSWORD not in json.dumps(r)
+    assert base64.b64encode(('%s:%s' % (USER, PASSWORD)).encode()).decode() not in json.dumps(r)
+    assert r['diff']['before']['credentials'] == 'absent' and r['diff']['after']['credentials'] == 'stored'
+    # the same credentials again: nothing to do, the kept file is used as is
+    env['rec'].calls[:] = []
+    again = run_module(monkeypatch, M.main, login_args(env))
+    assert not again['changed'] and again['auth_file'] == path
+    assert env['rec'].calls[0]['argv'][4] == '--authfile=' + path
+
+
+def test_oci_login_check_mode_writes_nothing(env, monkeypatch):
+    env['reg'].push('1.0', {'model.gguf': b'private weights'})
+    env['reg'].creds = (USER, PASSWORD)
+    chk = run_module(monkeypatch, M.main, login_args(env), check_mode=True)
+    assert chk['changed'] and chk['fetched']['digest'] and 'would be saved' in chk['reason']
+    assert not os.path.exists(kept_auth(env)) and tmp_entries() == []
+    assert not os.path.exists(env['models'])
+
+
+def test_oci_login_keeps_other_registries_and_replaces_changed_credentials(env, monkeypatch):
+    env['reg'].push('1.0', {'model.gguf': b'w'})
+    env['reg'].creds = (USER, PASSWORD)
+    other = {'auth': base64.b64encode(b'x:y').decode()}
+    os.makedirs(os.path.dirname(kept_auth(env)), mode=0o700, exist_ok=True)
+    with open(kept_auth(env), 'w') as f:
+        json.dump({'auths': {'quay.example': other, 'registry.example:5000': {'auth': 'b2xkOm9sZA=='}}}, f)
+    r = run_module(monkeypatch, M.main, login_args(env), diff=True)
+    assert r['changed'] and r['diff']['before']['credentials'] == 'other'
+    auths = json.load(open(kept_auth(env)))['auths']
+    assert auths['quay.example'] == other
+    assert base64.b64decode(auths['registry.example:5000']['auth']).decode() == USER + ':' + PASSWORD
+    # the model matched and only the credentials changed: still a change
+    env['reg'].creds = (USER, PASSWORD + '-rotated')
+    r = run_module(monkeypatch, M.main, login_args(env, password=PASSWORD + '-rotated'))
+    assert r['changed'] and r['fetched'] is None and 'credentials for registry.example:5000 saved' in r['reason']
+
+
+def test_oci_wrong_password_names_the_registry_and_writes_nothing(env, monkeypatch):
+    env['reg'].push('1.0', {'model.gguf': b'private weights'})
+    env['reg'].creds = (USER, PASSWORD)
+    r = run_module(monkeypatch, M.main, login_args(env, password='wrong-' + PASSWORD))
+    assert r['failed'] and r['step'] == 'skopeo inspect'
+    assert r['msg'].startswith('registry registry.example:5000 refused the credentials of username'), r['msg']
+    assert 'unauthorized' in r['msg']
+    assert 'wrong-' + PASSWORD not in json.dumps(r)
+    assert env['rec'].steps() == ['skopeo inspect']
+    assert not os.path.exists(kept_auth(env)) and tmp_entries() == []
+    assert not os.path.exists(env['models'])
+    assert not os.path.exists(os.path.join(M._fs.STATE_ROOT, 'users', ME, 'downloads'))
+    # without any credentials the registry's refusal says what to give
+    del env['rec'].calls[:]
+    args = oci_args(env, release='1.0')
+    del args['auth_file']
+    r = run_module(monkeypatch, M.main, args)
+    assert r['failed'] and 'registry registry.example:5000 requires credentials' in r['msg']
+
+
+def test_oci_password_file(env, monkeypatch):
+    env['reg'].push('1.0', {'model.gguf': b'w'})
+    env['reg'].creds = (USER, PASSWORD)
+    pw = env['tmp'] / 'registry-password'
+    pw.write_text(PASSWORD + '\n')
+    pw.chmod(0o644)
+    args = login_args(env, password_file=str(pw))
+    del args['password']
+    r = run_module(monkeypatch, M.main, args)
+    assert r['failed'] and 'password_file %s is open to group or others (mode 0644)' % pw in r['msg']
+    assert env['rec'].calls == []
+    pw.chmod(0o600)
+    r = run_module(monkeypatch, M.main, args)
+    assert r['changed'] and not r.get('failed'), r
+    assert base64.b64decode(json.load(open(kept_auth(env)))['auths']['registry.example:5000']['auth']
+                            ).decode() == USER + ':' + PASSWORD
+    r = run_module(monkeypatch, M.main, dict(args, password_file=str(env['tmp'] / 'missing')))
+    assert r['failed'] and 'password_file' in r['msg'] and 'does not exist' in r['msg']
+
+
+def test_oci_login_bad_option_combinations(env, monkeypatch):
+    r = run_module(monkeypatch, M.main, login_args(env, auth_file='/root/auth.json'))
+    assert r['failed'] and 'auth_file' in r['msg'] and 'username' in r['msg']
+    args = login_args(env)
+    del args['password']
+    r = run_module(monkeypatch, M.main, args)
+    assert r['failed'] and r['msg'] == 'username needs password or password_file'
+    r = run_module(monkeypatch, M.main, login_args(env, password_file='/x'))
+    assert r['failed'] and 'mutually exclusive' in r['msg']
+    r = run_module(monkeypatch, M.main, dict(source='path', venv=env['venv'], src='/x', username=USER, password='p'))
+    assert r['failed'] and r['msg'] == 'username applies to source=oci only'
+    assert env['rec'].calls == []
+
+
+def test_no_log_on_registry_credentials():
+    import inspect
+    src = inspect.getsource(M.main)
+    assert "username=dict(type='str', no_log=True)" in src
+    assert "password=dict(type='str', no_log=True)" in src
 
 
 # ------------------------------------------------------------------- hf
