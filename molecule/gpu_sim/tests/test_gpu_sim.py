@@ -25,7 +25,7 @@ def test_cuda_venv_from_the_lock_and_toolkit(host):
     assert desired["accelerator"] == "cuda"
     assert desired["lock"] == "0.26.1/cuda"
     assert desired["cuda_toolkit"] == "12.4.131"
-    assert desired["cmake_args"] == "-DGGML_CUDA=on -DGGML_NATIVE=off -DCMAKE_CUDA_ARCHITECTURES=86"
+    assert desired["cmake_args"] == "-DGGML_CUDA=on -DCMAKE_EXE_LINKER_FLAGS=-Wl,--allow-shlib-undefined -DGGML_NATIVE=off -DCMAKE_CUDA_ARCHITECTURES=86"
     assert desired["without"] == ["flash-attn"]
     assert m["installed"]["gpu_check"] == "skipped (instructlab_verify_gpu: false)"
     assert m["installed"]["versions"]["torch"] == "2.7.0"
@@ -47,7 +47,7 @@ def test_cached_wheel_is_the_cuda_build(host):
     """The wheelhouse entry (bind-mounted from $LABFORGE_CACHE/wheelhouse) holds the CUDA wheel."""
     entry = manifest(host)["installed"]["wheels"]["llama-cpp-python"]
     info = json.loads(host.file(entry["dir"] + "/BUILD-INFO.json").content_string)
-    assert info["cmake_args"] == "-DGGML_CUDA=on -DGGML_NATIVE=off -DCMAKE_CUDA_ARCHITECTURES=86"
+    assert info["cmake_args"] == "-DGGML_CUDA=on -DCMAKE_EXE_LINKER_FLAGS=-Wl,--allow-shlib-undefined -DGGML_NATIVE=off -DCMAKE_CUDA_ARCHITECTURES=86"
     names = sorted(info["files"])
     assert len(names) == 1 and names[0].startswith("llama_cpp_python-0.3.6-"), names
     wheel = host.file(entry["dir"] + "/" + names[0]).content

@@ -253,7 +253,7 @@ def test_cpu_flags_and_wheels(results):
 
 def test_cuda_flags(results):
     res = results["cuda"]
-    assert res["cmake"] == "-DGGML_CUDA=on -DGGML_NATIVE=off -DCMAKE_CUDA_ARCHITECTURES=86"
+    assert res["cmake"] == "-DGGML_CUDA=on -DCMAKE_EXE_LINKER_FLAGS=-Wl,--allow-shlib-undefined -DGGML_NATIVE=off -DCMAKE_CUDA_ARCHITECTURES=86"
     assert res["desired"]["cuda_toolkit"] == "12.4.131"
     assert wheel(res, "flash-attn")["isolation"] is False
     assert wheel(res, "llama-cpp-python")["dir"] != wheel(results["cpu"], "llama-cpp-python")["dir"]
@@ -345,7 +345,7 @@ def test_auto_on_the_a10g_host_is_cuda_with_the_toolkit_in_the_manifest(results)
     res = results["auto_a10g"]
     assert res["accelerator"] == "cuda"
     assert res["desired"]["cuda_toolkit"] == "12.4.131"
-    assert res["desired"]["cmake_args"] == "-DGGML_CUDA=on -DGGML_NATIVE=off -DCMAKE_CUDA_ARCHITECTURES=86"
+    assert res["desired"]["cmake_args"] == "-DGGML_CUDA=on -DCMAKE_EXE_LINKER_FLAGS=-Wl,--allow-shlib-undefined -DGGML_NATIVE=off -DCMAKE_CUDA_ARCHITECTURES=86"
     assert "without" not in res["desired"]
     assert sorted(w["name"] for w in res["wheels"]) == [
         "flash-attn", "llama-cpp-python", "pylatexenc", "rouge-score", "sqlitedict", "word2number"]
