@@ -36,6 +36,8 @@ LINE_MAX = 120
 
 _ANSI = re.compile(r'\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07')
 _WORDY = re.compile(r'[A-Za-z]{2}')
+# '[2026-12-02T01:02:03Z host] ' before each line of the instructlab role's install log
+_STAMP = re.compile(r'^\[\d{4}-\d\d-\d\d[T ][\d:.,]+Z?(?: [^\]]*)?\]\s*')
 _EPOCH = re.compile(r'\bepoch\b[\s:=#"\x27]*(\d+)(?:\s*(?:/|of)\s*(\d+))?', re.I)
 _COUNTS = (
     re.compile(r'(\d+)\s*/\s*(\d+)\s*\['),                                  # tqdm: 12/40 [00:10<00:30
@@ -65,12 +67,13 @@ def fmt_elapsed(seconds):
 
 def clean_lines(tail):
     """The lines of a log tail as a terminal shows them: no colour codes, a line rewritten with
-    carriage returns (a progress bar) as its last rewrite, blank lines left out."""
+    carriage returns (a progress bar) as its last rewrite, blank lines left out; without the
+    time stamp a log line may start with."""
     out = []
     for line in to_text(tail or '').split('\n'):
         parts = [p for p in _ANSI.sub('', line).split('\r') if p.strip()]
         if parts:
-            out.append(parts[-1].strip())
+            out.append(_STAMP.sub('', parts[-1].strip()))
     return out
 
 

@@ -175,6 +175,9 @@ def test_progress_markers_of_the_tools():
     line = action_mod.progress_line('h', 'Build', 75, 'Installing Python-3.11.9...\n' + 'gcc ' + 'x' * 300 + '\n\n')
     assert line.startswith('[h] Build: 1m15s | Installing Python-3.11.9 | gcc xxx') and len(line) < 220
     assert action_mod.fmt_elapsed(3725) == '1h02m'
+    assert action_mod.clean_lines('[2026-12-02T01:02:03Z lf-host] $ uv pip install -r lock.txt\n'
+                                  '[2026-12-02T01:02:09Z lf-host] rc=0 in 6.0s') == [
+        '$ uv pip install -r lock.txt', 'rc=0 in 6.0s']
 
 
 def test_a_failed_job_fails_at_once_with_its_result_and_the_log_tail(clock, shown):
