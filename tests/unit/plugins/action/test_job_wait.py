@@ -412,13 +412,31 @@ PLAYBOOK = r'''
         jid: "{{ dead_job.ansible_job_id }}"
         label: Doomed job
         log: "{{ logdir }}/dead.log"
-        poll: 5
+        poll: 3
       register: dead
       failed_when: false
 
+    - name: Start a job to wait for over a connection that fails
+      ansible.builtin.command: sleep 1
+      async: 60
+      poll: 0
+      register: lost_job
+
+    - name: Wait for it over a connection that fails
+      labforge.instructlab.job_wait:
+        jid: "{{ lost_job.ansible_job_id }}"
+        poll: 1
+      vars:
+        ansible_connection: ssh
+        ansible_host: 127.0.0.1
+        ansible_port: 1
+        ansible_ssh_timeout: 5
+      register: lost
+      ignore_unreachable: true
+
     - name: Show the results
       ansible.builtin.copy:
-        content: "{{ {'good': good, 'bad': bad, 'dead': dead} | to_json }}"
+        content: "{{ {'good': good, 'bad': bad, 'dead': dead, 'lost': lost} | to_json }}"
         dest: "{{ logdir }}/results.json"
         mode: "0600"
 '''
@@ -457,4 +475,8 @@ def test_a_real_playbook_shows_progress_and_fails_dead_and_failed_jobs_at_once(t
 
     assert dead['job_dead'] is True and dead['finished'] is False, dead
     assert 'Doomed job on localhost is dead' in dead['msg'] and 'started' in dead['log_tail']
-    assert dead['elapsed'] < 15   # two checks (the second one early), not the async limit of 120 s
+    # two checks (the second one early), far below the job's async limit of 120 s (slack for a busy CI)
+    assert dead['elapsed'] < 60
+
+    # a connection failure propagates: Ansible marks the host unreachable at the first check
+    assert results['lost']['unreachable'] is True and 'elapsed' not in results['lost'], results['lost']
