@@ -305,6 +305,27 @@ def test_the_module_reads_the_log_tail_as_a_terminal_shows_it(tmp_path):
     assert tail == '' and error
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason='needs root (the waits of the roles run as root)')
+def test_the_module_as_root_never_returns_a_file_that_the_log_owner_linked_in(tmp_path):
+    """The privilege rule: the service account owns the log directory and replaces its log by a
+    link to a root-only file; root's look at the log returns nothing of that file."""
+    os.chmod(str(tmp_path), 0o755)
+    secret = tmp_path / 'root-only'
+    secret.write_text('root-only canary 1e9a\n')
+    secret.chmod(0o600)
+    logs = tmp_path / 'logs'
+    logs.mkdir()
+    os.chown(str(logs), 65534, 65534)
+    os.symlink(str(secret), str(logs / 'train.log'))
+    os.lchown(str(logs / 'train.log'), 65534, 65534)
+    tail, error = module_mod.log_tail(str(logs / 'train.log'), 20)
+    assert tail == '' and error and 'canary' not in error
+    (logs / 'train.log').unlink()
+    (logs / 'train.log').write_text('Epoch 1\n')
+    os.chown(str(logs / 'train.log'), 65534, 65534)
+    assert module_mod.log_tail(str(logs / 'train.log'), 20) == ('Epoch 1', None)
+
+
 @pytest.mark.skipif(not os.path.isdir('/proc/self'), reason='needs /proc')
 def test_what_async_wrapper_leaves_when_its_job_is_killed(tmp_path):
     """The real async_wrapper of ansible-core: while the job runs, its job file says finished=0
