@@ -28,6 +28,10 @@ from ansible_collections.labforge.instructlab.plugins.modules.job_wait import AR
 
 display = Display()
 
+# Validated on the controller as the module validates it on the host, except that the log path is
+# expanded (~, $VAR) on the host only.
+ACTION_SPEC = dict(ARGUMENT_SPEC, log=dict(ARGUMENT_SPEC['log'], type='str'))
+
 MODULE = 'labforge.instructlab.job_wait'
 STATUS_MODULE = 'ansible.builtin.async_status'
 # Seconds before the check that confirms a job found without process (instead of a full poll).
@@ -165,7 +169,7 @@ class ActionModule(ActionBase):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
         task_vars = task_vars or {}
-        dummy, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        dummy, args = self.validate_argument_spec(argument_spec=ACTION_SPEC)
         for name, least in (('timeout', 1), ('poll', 1), ('progress_interval', 0), ('tail_lines', 1)):
             if args[name] < least:
                 raise AnsibleActionFail('job_wait: %s must be at least %d, got %d' % (name, least, args[name]))

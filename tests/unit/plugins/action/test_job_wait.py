@@ -189,8 +189,16 @@ def test_a_failed_job_fails_at_once_with_its_result_and_the_log_tail(clock, show
     assert result['failed'] is True and result['rc'] == 1 and result['msg'] == 'non-zero return code'
     assert result['stderr'] == 'boom' and result['finished'] is True
     assert result['log'] == LOG and result['log_tail'] == 'compiling\nerror: no compiler'
+    assert [args['log'] for name, args in host.calls if name == 'labforge.instructlab.job_wait'] == [LOG, LOG]
     assert host.count(action_mod.STATUS_MODULE) == 2
     assert clock.sleeps == [5]
+
+
+def test_the_log_path_is_expanded_on_the_host_not_on_the_controller(clock, shown):
+    host = FakeHost(clock, [RUNNING, done()])
+    run_action(host, log='~/.local/state/labforge/logs/ilab-model-train-train.log')
+    assert [args['log'] for name, args in host.calls if name == 'labforge.instructlab.job_wait'] == [
+        '~/.local/state/labforge/logs/ilab-model-train-train.log']
 
 
 def test_a_failed_job_without_log_is_returned_as_it_is(clock, shown):
