@@ -39,7 +39,8 @@ description:
     C(ilab_version), C(config_path), C(changed_keys), C(initialized), C(taxonomy_path), C(changed_files),
     C(train_profile), C(log_path), C(reason) and C(validation), when present (C(cmd), C(stdout) and C(stderr) never).
     A module started in the background (C(async) with C(poll: 0)) has its artifacts read from the
-    M(ansible.builtin.async_status) result that ends its job; that artifact entry names the module."
+    M(ansible.builtin.async_status) or M(labforge.instructlab.job_wait) result that ends its job; that artifact
+    entry names the module."
   - "Contract for modules: a module (or a role through a task result) may return a dict under the key
     C(report). Its keys are copied as they are into the step's artifact entry and override the keys above;
     a C(report.endpoint) becomes the host's endpoint. Put there only what a reader of the report needs
@@ -539,7 +540,7 @@ class CallbackModule(CallbackBase):
         if not jid:
             return action
         key = (hostname, to_text(jid))
-        if action.endswith('async_status'):
+        if action.endswith(('async_status', 'job_wait')):
             return self.async_jobs.get(key, action)
         if data.get('started') and not data.get('finished'):
             self.async_jobs[key] = action

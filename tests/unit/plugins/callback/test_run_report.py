@@ -66,6 +66,18 @@ PLAYBOOK = textwrap.dedent('''\
           retries: 60
           delay: 1
 
+        - name: Read the GPUs in the background again
+          labforge.instructlab.gpu_info:
+          async: 60
+          poll: 0
+          register: gpu_job2
+          changed_when: false
+
+        - name: Wait for it with job_wait
+          labforge.instructlab.job_wait:
+            jid: "{{ gpu_job2.ansible_job_id }}"
+            poll: 1
+
         - name: Keep a note in a role fact
           ansible.builtin.set_fact:
             instructlab_public_note: visible
@@ -337,11 +349,17 @@ def test_async_job_artifacts_name_the_module(request, which):
     waited = by_task['Wait for the background GPU read']
     assert waited['action'] == 'labforge.instructlab.gpu_info'
     assert _step(good, 'Wait for the background GPU read')['action'] == 'ansible.builtin.async_status'
+    assert 'Read the GPUs in the background again' not in by_task
+    waited_too = by_task['Wait for it with job_wait']
+    assert waited_too['action'] == 'labforge.instructlab.gpu_info'
+    assert _step(good, 'Wait for it with job_wait')['action'] == 'labforge.instructlab.job_wait'
     direct = dict(by_task['Read the GPUs'])
     for key in ('step', 'task', 'status'):
         direct.pop(key)
         waited.pop(key)
+        waited_too.pop(key)
     assert waited == direct
+    assert waited_too == direct
 
 
 @pytest.mark.parametrize('which', ['applied', 'checked'])
