@@ -14,7 +14,7 @@ version_added: 0.1.0
 description:
   - Turns a Hugging Face model directory (C(config.json) with safetensors or C(pytorch_model.bin)
     weights, and its tokenizer) into a GGUF file that the llama-cpp backend serves. This is what
-    the C(accelerated) training pipeline needs before a llama-cpp server can roll it out: it writes
+    the C(accelerated) training pipeline needs before a llama-cpp server can roll it out, as it writes
     Hugging Face checkpoints only.
   - Uses the converter and the quantizer that ship with InstructLab 0.26.1, exactly as its C(full)
     training pipeline calls them at the end of each epoch -
