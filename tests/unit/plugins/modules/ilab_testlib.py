@@ -43,6 +43,13 @@ class Fail(Exception):
     pass
 
 
+def raiser(exc):
+    """An exit_json/fail_json replacement that raises ``exc`` with the result."""
+    def throw(self, **kw):
+        raise exc(kw)
+    return throw
+
+
 class Recorder(object):
     """Replaces IlabRunner.run; ``responder(step, argv, kw)`` returns
     (rc, stdout, stderr) or None (rc 0, no output)."""

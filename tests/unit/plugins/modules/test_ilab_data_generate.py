@@ -25,13 +25,7 @@ from ansible_collections.labforge.instructlab.plugins.module_utils import _finge
 from ansible_collections.labforge.instructlab.plugins.module_utils import _fs
 from ansible_collections.labforge.instructlab.plugins.modules import ilab_data_generate as mod
 
-from ilab_testlib import Exit, Fail, patch_module_args
-
-
-def raiser(exc):
-    def throw(self, **kw):
-        raise exc(kw)
-    return throw
+from ilab_testlib import Exit, Fail, patch_module_args, raiser
 
 
 SKILL = '''version: 2

@@ -28,13 +28,7 @@ from ansible.module_utils import basic
 from ansible_collections.labforge.instructlab.plugins.module_utils import _ilab_runner
 from ansible_collections.labforge.instructlab.plugins.modules import ilab_model_chat as mod
 
-from ilab_testlib import Exit, Fail, patch_module_args
-
-
-def raiser(exc):
-    def throw(self, **kw):
-        raise exc(kw)
-    return throw
+from ilab_testlib import Exit, Fail, patch_module_args, raiser
 
 
 class Api(BaseHTTPRequestHandler):

@@ -21,13 +21,7 @@ from ansible_collections.labforge.instructlab.plugins.module_utils import _ilab_
 from ansible_collections.labforge.instructlab.plugins.module_utils import _fingerprint as fpu
 from ansible_collections.labforge.instructlab.plugins.modules import ilab_model_convert as mod
 
-from ilab_testlib import Exit, Fail, patch_module_args
-
-
-def raiser(exc):
-    def throw(self, **kw):
-        raise exc(kw)
-    return throw
+from ilab_testlib import Exit, Fail, patch_module_args, raiser
 
 
 def write(path, data):

@@ -24,13 +24,7 @@ from ansible_collections.labforge.instructlab.plugins.module_utils import _ilab_
 from ansible_collections.labforge.instructlab.plugins.module_utils import _ilab_serve as srv
 from ansible_collections.labforge.instructlab.plugins.modules import ilab_model_serve as mod
 
-from ilab_testlib import Exit, Fail, patch_module_args
-
-
-def raiser(exc):
-    def throw(self, **kw):
-        raise exc(kw)
-    return throw
+from ilab_testlib import Exit, Fail, patch_module_args, raiser
 
 
 SYSTEMCTL = '/usr/bin/systemctl'
