@@ -4,7 +4,8 @@
 """The test host the integration tests share: a Debian 12 systemd container
 (image from tests/testbed/build-image.sh) with the controller's InstructLab
 venv (``LABFORGE_ILAB_VENV``) mounted read-only at the same path, and an
-inventory that reaches it with containers.podman.podman."""
+inventory that reaches it with the test bed's podman_pipelined connection
+(tests/testbed/connection_plugins: containers.podman.podman with pipelining)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -86,8 +87,10 @@ def running(name, label, volumes, workdir, reuse=False):
         on(name, 'systemctl is-system-running --wait || true')
         inventory = os.path.join(workdir, 'hosts')
         with open(inventory, 'w') as f:
-            f.write('%s ansible_connection=containers.podman.podman ansible_python_interpreter=/usr/bin/python3\n' % name)
+            f.write('%s ansible_connection=podman_pipelined ansible_python_interpreter=/usr/bin/python3\n' % name)
         env['ANSIBLE_COLLECTIONS_PATH'] = collections_path() + ':' + os.path.expanduser('~/.ansible/collections')
+        env['ANSIBLE_CONNECTION_PLUGINS'] = os.path.join(TESTBED, 'connection_plugins')
+        env['ANSIBLE_PIPELINING'] = 'true'
         env['ANSIBLE_HOST_KEY_CHECKING'] = 'false'
         env['ANSIBLE_NOCOLOR'] = 'true'
         env['PATH'] = os.path.join(ROOT, '.venv', 'bin') + ':' + env.get('PATH', '')
