@@ -182,7 +182,7 @@ PLAY = """
             dest: "{{ out_dir }}/{{ inventory_hostname }}.json"
             content: "{{ {'accelerator': __instructlab_accelerator, 'cmake': __instructlab_cmake_args,
                           'desired': __instructlab_desired, 'wheels': __instructlab_wheels,
-                          'lock_host': __instructlab_lock_host, 'plan_requirements': __instructlab_plan.requirements,
+                          'lock_host': __instructlab_lock_host | default(none), 'plan_requirements': __instructlab_plan.requirements,
                           'cuda_plan': __instructlab_cuda | default({}),
                           'recorded': __instructlab_wheels_recorded | from_json} | to_json }}"
             mode: "0644"
