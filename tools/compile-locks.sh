@@ -29,7 +29,7 @@
 set -euo pipefail
 
 if [ "$#" -lt 3 ]; then
-    sed -n '2,22p' "$0" >&2
+    sed -n '2,28p' "$0" >&2
     exit 2
 fi
 version=$1
