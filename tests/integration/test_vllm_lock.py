@@ -17,7 +17,9 @@ install as a CUDA host would, and why (its header says the same):
   CUDA compile of hours). It is an optional extra of instructlab-training, so
   ``pip check`` does not ask for it; the test checks that it is the only locked
   package missing.
-Serving needs a GPU: nothing here starts vLLM.
+Serving needs a GPU: nothing here starts vLLM. vLLM's compiled CUDA ops
+(``vllm._C``) link the driver's libcuda.so.1: without the NVIDIA driver they
+cannot load (checked: the error names libcuda.so.1); everything else imports.
 
 One command: ``.venv/bin/pytest -v -s tests/integration/test_vllm_lock.py``.
 """
@@ -91,13 +93,42 @@ def test_venv_holds_exactly_the_lock(venv):
     assert have["vllm"] == meta["vllm"] and have["torch"] == meta["torch"]
 
 
-def test_import_vllm_and_its_server(venv):
-    code = ("import json, torch, vllm, vllm.entrypoints.openai.api_server; "
-            "print(json.dumps({'vllm': vllm.__version__, 'torch': torch.__version__, "
-            "'torch_cuda': torch.version.cuda, 'cuda_available': torch.cuda.is_available()}))")
-    proc, took = run([os.path.join(venv, "bin", "python"), "-c", code])
+# One interpreter for the import checks (each start imports torch: ~10 s of CPU).
+IMPORT_CODE = """
+import ctypes, json
+try:
+    ctypes.CDLL('libcuda.so.1'); driver = True
+except OSError:
+    driver = False
+import torch, vllm, vllm.entrypoints.openai.api_server
+try:
+    import vllm._C; kernels_error = ''
+except ImportError as exc:
+    kernels_error = str(exc)
+print(json.dumps({'vllm': vllm.__version__, 'torch': torch.__version__, 'torch_cuda': torch.version.cuda,
+                  'cuda_available': torch.cuda.is_available(), 'driver': driver, 'kernels_error': kernels_error}))
+"""
+
+
+@pytest.fixture(scope="module")
+def imported(venv):
+    proc, took = run([os.path.join(venv, "bin", "python"), "-c", IMPORT_CODE])
     assert proc.returncode == 0, "import vllm failed (rc %d):\n%s" % (proc.returncode, proc.stderr[-4000:])
     info = json.loads(proc.stdout.strip().splitlines()[-1])
     print("\n[vllm] import vllm + api_server in %.1f s: %s" % (took, info))
-    assert info["vllm"] == "0.8.5.post1"
-    assert info["torch"].startswith("2.6.0") and info["torch_cuda"] == "12.4"
+    return info
+
+
+def test_import_vllm_and_its_server(imported):
+    assert imported["vllm"] == "0.8.5.post1"
+    assert imported["torch"].startswith("2.6.0") and imported["torch_cuda"] == "12.4"
+
+
+def test_vllm_kernels_need_the_driver_library(imported):
+    """vLLM's compiled CUDA ops (vllm._C) link the driver's libcuda.so.1: on a host without the
+    NVIDIA driver they cannot load (vLLM then logs "Failed to import from vllm._C" and runs on
+    "UnspecifiedPlatform"), which is why serving needs a GPU host; with the driver they load."""
+    if imported["driver"]:
+        assert imported["kernels_error"] == ""
+    else:
+        assert "libcuda.so.1" in imported["kernels_error"]
