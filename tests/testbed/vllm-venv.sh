@@ -30,6 +30,7 @@ cpu_args="-DGGML_NATIVE=off"
 skip="flash-attn"
 [[ -x "$uv" ]] || die "uv not found in $root/.venv (run make venv)"
 [[ -x "$python" ]] || die "$python not found (apt-get install python3.11-venv)"
+[[ -f "$lockdir/requirements.txt" && -f "$lockdir/sdists.txt" ]] || die "no cuda-vllm lock in $lockdir"
 key=$( { cat "$lockdir/requirements.txt" "$lockdir/sdists.txt"; echo "$python $cpu_args -$skip"; } \
        | sha256sum | cut -c1-12)
 venv="$LABFORGE_CACHE/vllm-venv-$key"
