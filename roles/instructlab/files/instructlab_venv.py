@@ -20,7 +20,7 @@ copy each source-only package's wheel from the wheelhouse into a private
 directory, checking it against the sha256 the controller recorded when it was
 compiled (the plan's `files`; nothing beside the wheels in a shared wheelhouse
 is trusted) -> install those copies -> as the service user: `pip check`,
-import torch/llama_cpp/instructlab, `ilab --version`, and on the cuda
+import torch/llama_cpp/instructlab (and vllm with instructlab_extras [vllm]), `ilab --version`, and on the cuda
 accelerator the GPU check (llama.cpp offloads, torch sees gpu_info's GPUs;
 on failure the cause: wheel without CUDA, no driver library, missing CUDA
 runtime libraries, no device nodes, driver too old) ->
@@ -461,8 +461,17 @@ try:
     import instructlab
 except Exception as exc:  # noqa: BLE001
     out["instructlab_error"] = err(exc)
+# the modules of the extras the plan installs (instructlab_extras), each imported for real
+for mod in [m for m in (sys.argv[3] if len(sys.argv) > 3 else "").split(",") if m]:
+    try:
+        imported = __import__(mod)
+        out.setdefault("extras", {})[mod] = getattr(imported, "__version__", "")
+    except Exception as exc:  # noqa: BLE001
+        out.setdefault("extras_errors", []).append("import %s: %s" % (mod, err(exc)))
 print(json.dumps(out))
 """
+# The module each extra (instructlab_extras) must make importable.
+EXTRA_MODULES = {"vllm": "vllm"}
 
 # Run by the venv's python as the service user, in a process of its own (no
 # torch loaded that could satisfy a library): what the CUDA build of llama.cpp
@@ -620,7 +629,8 @@ def verify(log, plan, venv):
     cuda = plan["desired"]["accelerator"] == "cuda"
     # a cuda build loads libcuda.so.1 with llama_cpp: a GPU-less builder (verify_gpu false) cannot import it
     import_llama = check_gpu or not cuda
-    rc, out, err = capture([py, "-c", VERIFY_CODE, "1" if check_gpu else "0", "1" if import_llama else "0"],
+    extras = ",".join(EXTRA_MODULES[e] for e in plan["desired"].get("extras", []))
+    rc, out, err = capture([py, "-c", VERIFY_CODE, "1" if check_gpu else "0", "1" if import_llama else "0", extras],
                            env=env, **kwargs)
     log.line("verify imports (as %s) rc=%d %s %s" % (who, rc, out.strip(), err.strip()[-2000:]))
     info = _last_json(out) if rc == 0 else None
@@ -630,8 +640,10 @@ def verify(log, plan, venv):
     broken = [info[k] for k in ("torch_error", "instructlab_error") if info.get(k)]
     if info.get("llama_error") and not check_gpu:
         broken.append(info["llama_error"])
+    broken.extend(info.get("extras_errors", []))
     if broken:
-        raise Failure("import torch, llama_cpp, instructlab (as %s) failed: %s" % (who, "; ".join(broken)))
+        raise Failure("import torch, llama_cpp, instructlab%s (as %s) failed: %s" % (
+            "".join(", " + m for m in extras.split(",") if m), who, "; ".join(broken)))
     rc, out, err = capture([os.path.join(venv, "bin", "ilab"), "--version"], env=env, **kwargs)
     log.line("ilab --version (as %s) rc=%d %s %s" % (who, rc, out.strip(), err.strip()[-2000:]))
     if rc != 0:

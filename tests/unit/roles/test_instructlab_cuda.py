@@ -160,7 +160,9 @@ def plans(tmp_path_factory):
     inventory = {"all": {"children": {}}}
     for group, hosts in PLAN_CASES.items():
         inventory["all"]["children"][group] = {"hosts": {
-            name: dict(hv, out_dir=str(tmp), ansible_python_interpreter=sys.executable)
+            # validate.yml has chosen the accelerator (and with it the lock) before cuda_plan.yml runs
+            name: dict(hv, out_dir=str(tmp), ansible_python_interpreter=sys.executable,
+                       __instructlab_accelerator="cuda")
             for name, hv in hosts.items()}}
     proc = run_playbook(tmp, inventory, "".join(PLAN_PLAY.format(group=g) for g in PLAN_CASES))
     out = {}

@@ -24,11 +24,23 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 LOCKS = os.path.join(ROOT, "roles", "instructlab", "files", "locks")
 
-SUPPORTED = {"0.26.1/cpu", "0.26.1/cuda"}
+SUPPORTED = {"0.26.1/cpu", "0.26.1/cuda", "0.26.1/cuda-vllm"}
 KEY_PINS = {
     "0.26.1": {"instructlab": "0.26.1", "numpy": "1.26.4", "torch": "2.7.0", "transformers": "4.52.4",
                "pyarrow": "20.0.0", "llama-cpp-python": "0.3.6", "instructlab-training": "0.10.3",
                "instructlab-sdg": "0.8.2", "docling": "2.34.0"},
+}
+# A lock's own pins where they differ from its release's: cuda-vllm obeys InstructLab's torch cap.
+LOCK_PINS = {
+    "0.26.1/cuda-vllm": {"torch": "2.6.0", "vllm": "0.8.5.post1", "xformers": "0.0.29.post2",
+                         "nvidia-cuda-runtime-cu12": "12.4.127"},
+}
+# InstructLab's own files, read at its release tag (git show v0.26.1:FILE): vLLM is installed
+# with `pip install .[cuda] -r requirements-vllm-cuda.txt -c constraints-dev.txt` (its CI, its
+# Containerfile); requirements-vllm-cuda.txt holds the vllm line, constraints-dev.txt the caps.
+VLLM_SOURCE = {
+    "0.26.1": {"requires": ["instructlab[cuda]==0.26.1", "vllm>=0.8.0 ; sys_platform == 'linux'"],
+               "constraints": ["torch<2.7.0", "vllm<0.9.0"]},
 }
 
 
@@ -71,7 +83,8 @@ def test_lock_is_complete_pinned_and_hashed(lock):
     wheels = parse(os.path.join(d, "requirements.txt"))
     sdists = parse(os.path.join(d, "sdists.txt"))
     assert meta["instructlab_version"] == version
-    assert meta["accelerator"] == accel
+    # the directory is <accelerator>[-<extra>...]
+    assert [meta["accelerator"]] + meta["extras"] == accel.split("-")
     assert meta["python_version"] == "3.11"
     assert meta["platform"] == "x86_64-manylinux_2_28"
     assert not set(wheels) & set(sdists)
@@ -79,11 +92,61 @@ def test_lock_is_complete_pinned_and_hashed(lock):
     assert sorted("%s==%s" % (n, v[0]) for n, v in sdists.items()) == sorted(meta["sdists"])
     for name, (_version, hashes) in list(wheels.items()) + list(sdists.items()):
         assert hashes, "%s has no hash" % name
-    for name, pin in KEY_PINS[version].items():
+    for name, pin in dict(KEY_PINS[version], **LOCK_PINS.get(lock, {})).items():
         got = wheels.get(name, sdists.get(name, (None,)))[0]
         assert got == pin, "%s: %s != %s" % (name, got, pin)
+    assert meta["torch"] == wheels["torch"][0]
+    # the CUDA runtime torch's wheels bring: what the role's toolkit must match
+    assert meta["torch_cuda"] == ".".join(wheels["nvidia-cuda-runtime-cu12"][0].split(".")[:2])
     assert meta["llama_cpp_python"] == KEY_PINS[version]["llama-cpp-python"]
     assert "llama-cpp-python" in sdists
+
+
+def _meta(lock):
+    with open(os.path.join(LOCKS, lock, "lock.yml"), encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+@pytest.mark.parametrize("lock", sorted(SUPPORTED))
+def test_lock_respects_its_recorded_constraints(lock):
+    """Every constraint the lock was compiled with holds for its pins (packaging's own comparison)."""
+    from packaging.requirements import Requirement
+
+    meta = _meta(lock)
+    pins = parse(os.path.join(LOCKS, lock, "requirements.txt"))
+    pins.update(parse(os.path.join(LOCKS, lock, "sdists.txt")))
+    for text in meta["constraints"]:
+        req = Requirement(text)
+        assert req.name in pins, "%s: %s is not in the lock" % (lock, req.name)
+        assert req.specifier.contains(pins[req.name][0], prereleases=True), (
+            "%s: %s==%s breaks %s" % (lock, req.name, pins[req.name][0], text))
+
+
+def test_vllm_lock_is_instructlabs_own_recipe():
+    """cuda-vllm resolves InstructLab's requirement and caps (read at the release tag), nothing else."""
+    meta = _meta("0.26.1/cuda-vllm")
+    assert meta["requires"] == VLLM_SOURCE["0.26.1"]["requires"]
+    assert meta["constraints"] == VLLM_SOURCE["0.26.1"]["constraints"]
+    assert meta["vllm"] == "0.8.5.post1"
+    assert meta["exclude_newer"] == _meta("0.26.1/cuda")["exclude_newer"]
+    pins = parse(os.path.join(LOCKS, "0.26.1", "cuda-vllm", "requirements.txt"))
+    assert pins["vllm"][0] == "0.8.5.post1" and len(pins["vllm"][1]) >= 1
+    # the plain locks are InstructLab's extras alone
+    for lock in ("0.26.1/cpu", "0.26.1/cuda"):
+        assert _meta(lock)["requires"] == ["instructlab[%s]==0.26.1" % lock.split("/")[1]]
+        assert "vllm" not in parse(os.path.join(LOCKS, lock, "requirements.txt"))
+
+
+def test_vllm_lock_keeps_the_cuda_locks_instructlab():
+    """Same InstructLab stack as the cuda lock; only vLLM and the torch stack it needs differ."""
+    cuda = parse(os.path.join(LOCKS, "0.26.1", "cuda", "requirements.txt"))
+    vllm = parse(os.path.join(LOCKS, "0.26.1", "cuda-vllm", "requirements.txt"))
+    with open(os.path.join(LOCKS, "0.26.1", "cuda", "sdists.txt"), encoding="utf-8") as a, \
+            open(os.path.join(LOCKS, "0.26.1", "cuda-vllm", "sdists.txt"), encoding="utf-8") as b:
+        assert a.read().split("\n", 1)[1] == b.read().split("\n", 1)[1]
+    for name in ("instructlab", "instructlab-training", "instructlab-sdg", "instructlab-eval", "transformers",
+                 "numpy", "bitsandbytes"):
+        assert vllm[name][0] == cuda[name][0], name
 
 
 def test_cuda_lock_adds_the_training_extras():
@@ -119,6 +182,8 @@ PLAY = """
             dest: "{{ out_dir }}/{{ inventory_hostname }}.json"
             content: "{{ {'accelerator': __instructlab_accelerator, 'cmake': __instructlab_cmake_args,
                           'desired': __instructlab_desired, 'wheels': __instructlab_wheels,
+                          'lock_host': __instructlab_lock_host | default(none), 'plan_requirements': __instructlab_plan.requirements,
+                          'cuda_plan': __instructlab_cuda | default({}),
                           'recorded': __instructlab_wheels_recorded | from_json} | to_json }}"
             mode: "0644"
       rescue:
@@ -172,6 +237,16 @@ CASES = {
     "uv_bad_sha256": {"instructlab_accelerator": "cpu", "instructlab_uv_version": "0.9.0",
                       "instructlab_uv_sha256": ["abc"]},
     "bad_record": {"instructlab_accelerator": "cpu", "instructlab_wheelhouse_record": "BADRECORD"},
+    # vLLM (issue 16): the cuda-vllm lock on CUDA hosts only
+    "cuda_vllm": {"instructlab_accelerator": "cuda", "instructlab_cuda_toolkit": "provided",
+                  "instructlab_cuda_home": "NVCC", "instructlab_cuda_architectures": ["86"],
+                  "instructlab_extras": ["vllm"]},
+    "auto_a10g_vllm": dict(A10G, instructlab_accelerator="auto", instructlab_extras=["vllm"]),
+    "cpu_vllm": {"instructlab_accelerator": "cpu", "instructlab_extras": ["vllm"]},
+    "auto_nogpu_vllm": {"instructlab_accelerator": "auto", "case_gpu_info": {"gpu_count": 0, "status": "no_gpu"},
+                        "instructlab_extras": ["vllm"]},
+    "unknown_extra": {"instructlab_accelerator": "cuda", "instructlab_extras": ["vllm", "rag"]},
+    "extras_string": {"instructlab_accelerator": "cuda", "instructlab_extras": "vllm"},
 }
 
 
@@ -283,6 +358,10 @@ def test_auto_follows_the_gpus(results):
     ("uv_unpinned", "instructlab_uv_version 0.9.0 has no pinned sha256: the role pins uv 0.13.9 (vars/main.yml)"),
     ("uv_bad_sha256", "64 hex digits each, not abc"),
     ("bad_record", "is not a JSON object of wheelhouse entries"),
+    ("cpu_vllm", 'instructlab_extras ["vllm"] needs instructlab_accelerator cuda, but this host\'s accelerator is cpu:'),
+    ("auto_nogpu_vllm", "accelerator is cpu (instructlab_accelerator auto found no NVIDIA GPU here)"),
+    ("unknown_extra", 'instructlab_extras must be a list of extras among vllm, not ["vllm", "rag"]'),
+    ("extras_string", 'instructlab_extras must be a list of extras among vllm, not "vllm"'),
 ])
 def test_bad_input_fails_clearly(results, case, text):
     assert "failed" in results[case]
@@ -385,3 +464,32 @@ def test_no_silent_cpu_fallback_names_the_pending_reboot(results):
 
 def test_auto_without_an_nvidia_gpu_is_cpu(results):
     assert results["auto_no_pci_gpu"]["accelerator"] == "cpu"
+
+
+# ---------------------------------------------------------------- vLLM (issue 16)
+
+def test_vllm_extra_chooses_the_cuda_vllm_lock(results):
+    res, cuda = results["cuda_vllm"], results["cuda"]
+    assert res["accelerator"] == "cuda"
+    assert res["desired"]["lock"] == "0.26.1/cuda-vllm"
+    assert res["desired"]["extras"] == ["vllm"]
+    assert res["lock_host"] == "/opt/instructlab/locks/0.26.1/cuda-vllm"
+    assert res["plan_requirements"] == "/opt/instructlab/locks/0.26.1/cuda-vllm/requirements.txt"
+    assert res["desired"]["lock_sha256"] != cuda["desired"]["lock_sha256"]
+    # the toolkit is checked against this lock's torch (2.6.0, CUDA 12.4), not the cuda lock's
+    assert res["cuda_plan"]["torch"] == "2.6.0" and res["cuda_plan"]["torch_cuda"] == "12.4"
+    assert cuda["cuda_plan"]["torch"] == "2.7.0" and cuda["cuda_plan"]["torch_cuda"] == "12.6"
+    # without extras nothing changes for existing installs: no extras key, same lock path
+    assert "extras" not in cuda["desired"] and cuda["desired"]["lock"] == "0.26.1/cuda"
+    assert cuda["plan_requirements"] == "/opt/instructlab/locks/0.26.1/cuda/requirements.txt"
+    assert results["auto_a10g_vllm"]["desired"]["lock"] == "0.26.1/cuda-vllm"
+
+
+def test_vllm_wheelhouse_keys(results):
+    """flash-attn is compiled against the venv's torch (2.6.0 here, 2.7.0 in the cuda lock): its
+    entry is the variant's own. The builds with isolation (llama.cpp, pure Python) do not depend
+    on torch: the cuda lock's entries serve both."""
+    res, cuda = results["cuda_vllm"], results["cuda"]
+    assert wheel(res, "flash-attn")["dir"] != wheel(cuda, "flash-attn")["dir"]
+    for name in ("llama-cpp-python", "pylatexenc", "rouge-score", "sqlitedict", "word2number"):
+        assert wheel(res, name)["dir"] == wheel(cuda, name)["dir"], name

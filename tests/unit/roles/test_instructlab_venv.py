@@ -582,3 +582,36 @@ def test_gpu_diagnosis_reads_needed_entries_of_a_real_elf(tmp_path):
     assert diag["cuda_lib"] == str(lib / "libggml-cuda.so")
     assert diag["needed"] == expected and expected
     assert diag["libcuda_error"]  # no driver on the machine that runs unit tests
+
+
+@pytest.mark.parametrize("with_vllm", [False, True])
+def test_verification_imports_the_extras(tmp_path, with_vllm):
+    """instructlab_extras [vllm]: the check after the install imports vllm for real (VERIFY_CODE run
+    by this interpreter, torch, llama_cpp and instructlab given as small modules) and fails naming it when it
+    cannot."""
+    mods = tmp_path / "mods"
+    mods.mkdir()
+    (mods / "torch.py").write_text("__version__ = '2.6.0'\n\n\nclass version:\n    cuda = '12.4'\n")
+    (mods / "instructlab.py").write_text("")
+    (mods / "llama_cpp.py").write_text("__version__ = '0.3.6'\n\n\ndef llama_supports_gpu_offload():\n    return False\n")
+    if with_vllm:
+        (mods / "vllm.py").write_text("__version__ = '0.8.5.post1'\n")
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text(
+        "#!/bin/sh\ncase \"$*\" in *'pip check'*) echo 'No broken requirements found.' ;;\n"
+        "*) PYTHONPATH=%s exec %s \"$@\" ;; esac\n" % (mods, sys.executable))
+    (venv / "bin" / "ilab").write_text("#!/bin/sh\necho 'ilab, version 0.26.1'\n")
+    for name in ("python", "ilab"):
+        (venv / "bin" / name).chmod(0o755)
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    # the cpu accelerator keeps the CUDA runtime diagnosis (its own tests) out of the way
+    plan = {"user": me, "verify_gpu": False, "gpu": {}, "desired": dict(DESIRED, extras=["vllm"])}
+    if with_vllm:
+        info = iv.verify(iv.Log(None), plan, str(venv))
+        assert info["extras"] == {"vllm": "0.8.5.post1"}
+        return
+    with pytest.raises(iv.Failure) as exc:
+        iv.verify(iv.Log(None), plan, str(venv))
+    assert ("import torch, llama_cpp, instructlab, vllm (as %s) failed: import vllm: ModuleNotFoundError: "
+            "No module named 'vllm'" % me) in str(exc.value)
