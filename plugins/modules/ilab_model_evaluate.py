@@ -212,6 +212,10 @@ notes:
   - A judge that gives no C([[rating]]) for a turn has it counted in RV(error_rate); when no judgment
     has a rating InstructLab fails the run ("Evaluation provided no result") and so does the module,
     with the log tail. The 135M test-bed teacher gave none (see the description).
+  - Cost on the CPU test bed (2 cores, SmolLM2-135M GGUF as model and judge, llama-cpp, one worker) -
+    the module's own run with O(questions_limit=1) (2 answers, 2 judgments, both servers started by
+    C(ilab)) took 147 s; O(questions_limit=3) took 19.5 min under C(nice -n 19) on a machine loaded 7
+    times over (5 min of CPU). Answers are up to 1024 tokens per turn, judgments up to 2048.
   - Scores of different benchmarks, judges or question sets cannot be compared; a rollout gate
     compares two evaluations with the same O(benchmark), O(judge) and questions (see RV(fingerprint_inputs)).
 requirements:
