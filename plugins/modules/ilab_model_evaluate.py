@@ -57,9 +57,10 @@ description:
     questions (6 turns) and judged 6 turns, but the 135M judge wrote no C([[rating]]) in any judgment,
     so InstructLab ended "Evaluation provided no result" (rc 1, 19.5 min on a loaded 2-core machine, 5 min
     CPU); with O(merge_system_user_message) (2 questions, 4 judgments) no rating either - the plumbing
-    works offline, a score needs a judge that follows the judge prompt (a 7B-class instruct model). V(dk_bench) does not run offline - with C(OPENAI_API_KEY) set it failed with
-    "Connection Error Connection error." (rc 1) from its check of the judge name at C(api.openai.com),
-    before serving the model. V(mmlu) does not - lm-eval loads C(cais/mmlu) from the Hugging Face Hub.
+    works offline, a score needs a judge that follows the judge prompt (a 7B-class instruct model).
+    V(dk_bench) does not run offline - with C(OPENAI_API_KEY) set it failed with "Connection Error
+    Connection error." (rc 1) from its check of the judge name at C(api.openai.com), before serving
+    the model. V(mmlu) does not - lm-eval loads C(cais/mmlu) from the Hugging Face Hub.
     V(mmlu_branch) (local C(tasks_dir), O(skip_server)) and V(mt_bench_branch) (local taxonomy) need no
     internet in principle but were not tried here.
 author:
