@@ -1,10 +1,14 @@
 """Every task in the collection's roles, playbooks and molecule scenarios
-names a module or action that Ansible can resolve.
+names a module or action that Ansible can resolve, and its conditionals are
+strings.
 
 ansible-lint and ``--syntax-check`` do not look inside files that are only
 reached through ``include_tasks``; a typo'd module name there would surface
 only when a host runs that branch. This walks every task file statically and
-lets Ansible's own argument parser resolve each task's action. It runs in a
+lets Ansible's own argument parser resolve each task's action. A conditional
+(`when`, `failed_when`, `changed_when`, `until`, an assert's `that`) that YAML
+did not read as a string (`- x is search('a: b')` is a mapping) fails only
+when that task runs ("Conditional expressions must be strings"). It runs in a
 fresh interpreter: other unit tests configure Ansible's collection loader
 for their own needs.
 """
@@ -29,6 +33,11 @@ PATTERNS = ("roles/*/tasks/*.yml", "roles/*/handlers/*.yml", "playbooks/*.yml", 
 PLAY_KEYS = {"hosts", "import_playbook", "ansible.builtin.import_playbook"}
 NESTED = ("block", "rescue", "always")
 SECTIONS = ("pre_tasks", "tasks", "post_tasks", "handlers")
+CONDITIONALS = ("when", "failed_when", "changed_when", "until")
+
+
+def not_strings(value):
+    return [v for v in (value if isinstance(value, list) else [value]) if not isinstance(v, (str, bool))]
 
 
 def tasks(node):
@@ -36,6 +45,8 @@ def tasks(node):
         if not isinstance(item, dict):
             continue
         if any(k in item for k in NESTED):
+            yield {"name": item.get("name", "block"), "ansible.builtin.meta": "noop",
+                   "when": item.get("when", True)}
             for key in NESTED:
                 yield from tasks(item.get(key))
         elif PLAY_KEYS & set(item):
@@ -65,6 +76,14 @@ for pattern in PATTERNS:
                 continue
             if not action:
                 failures.append("%s task %d has no action" % (os.path.relpath(path, ROOT), i))
+            args = task.get(action) if isinstance(task.get(action), dict) else {}
+            conditions = dict((key, task[key]) for key in CONDITIONALS if key in task)
+            if action in ("ansible.builtin.assert", "assert") and "that" in args:
+                conditions["that"] = args["that"]
+            for key, value in conditions.items():
+                for bad in not_strings(value):
+                    failures.append("%s task %d (%s): %s item is not a string: %r" % (
+                        os.path.relpath(path, ROOT), i, task.get("name", "unnamed"), key, bad))
 print(json.dumps({"checked": checked, "failures": failures}))
 '''
 
@@ -77,7 +96,7 @@ def _check():
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_every_task_action_resolves():
+def test_every_task_action_resolves_and_its_conditionals_are_strings():
     result = _check()
     assert result["checked"] > 200, result
     assert result["failures"] == [], "\n".join(result["failures"])
