@@ -101,17 +101,25 @@ def run_module(monkeypatch, main, args, check_mode=False, diff=False, ilab_optio
     full = dict(args)
     if ilab_options:
         full.setdefault('user', ME)
-    if check_mode:
-        full['_ansible_check_mode'] = True
+    return run_main(main, full, check_mode, diff)[1]
+
+
+def run_main(main, args, check=False, diff=False):
+    """Run a module's ``main()`` with ARGS (check/diff mode on request) and return
+    ``('exit' | 'fail', result)``; exit_json and fail_json must raise Exit and
+    Fail (``raiser``)."""
+    args = dict(args)
+    if check:
+        args['_ansible_check_mode'] = True
     if diff:
-        full['_ansible_diff'] = True
-    with patch_module_args(full):
+        args['_ansible_diff'] = True
+    with patch_module_args(args):
         try:
             main()
         except Exit as e:
-            return e.args[0]
+            return 'exit', e.args[0]
         except Fail as e:
-            return e.args[0]
+            return 'fail', e.args[0]
     raise AssertionError('module did not exit')
 
 

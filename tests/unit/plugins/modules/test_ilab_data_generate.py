@@ -25,7 +25,7 @@ from ansible_collections.labforge.instructlab.plugins.module_utils import _finge
 from ansible_collections.labforge.instructlab.plugins.module_utils import _fs
 from ansible_collections.labforge.instructlab.plugins.modules import ilab_data_generate as mod
 
-from ilab_testlib import Exit, Fail, patch_module_args, raiser
+from ilab_testlib import Exit, Fail, raiser, run_main
 
 
 SKILL = '''version: 2
@@ -125,15 +125,7 @@ class Bed(object):
 
     def run(self, check=False, diff=False, **kw):
         args = self.args(**kw)
-        if check:
-            args['_ansible_check_mode'] = True
-        if diff:
-            args['_ansible_diff'] = True
-        with patch_module_args(args):
-            with pytest.raises((Exit, Fail)) as e:
-                mod.main()
-        kind = 'fail' if e.type is Fail else 'exit'
-        return kind, e.value.args[0]
+        return run_main(mod.main, args, check, diff)
 
     def starts(self):
         return [c for c in self.calls if c[0] == 'start']

@@ -28,7 +28,7 @@ from ansible.module_utils import basic
 from ansible_collections.labforge.instructlab.plugins.module_utils import _ilab_runner
 from ansible_collections.labforge.instructlab.plugins.modules import ilab_model_chat as mod
 
-from ilab_testlib import Exit, Fail, patch_module_args, raiser
+from ilab_testlib import Exit, Fail, raiser, run_main
 
 
 class Api(BaseHTTPRequestHandler):
@@ -105,12 +105,7 @@ def bed(tmp_path, monkeypatch):
     def run(check=False, **kw):
         args = dict(user='ignored', venv=venv)
         args.update(kw)
-        if check:
-            args['_ansible_check_mode'] = True
-        with patch_module_args(args):
-            with pytest.raises((Exit, Fail)) as e:
-                mod.main()
-        return ('fail' if e.type is Fail else 'exit'), e.value.args[0]
+        return run_main(mod.main, args, check)
     b.run = run
     return b
 

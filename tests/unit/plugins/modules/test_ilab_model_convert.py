@@ -21,7 +21,7 @@ from ansible_collections.labforge.instructlab.plugins.module_utils import _ilab_
 from ansible_collections.labforge.instructlab.plugins.module_utils import _fingerprint as fpu
 from ansible_collections.labforge.instructlab.plugins.modules import ilab_model_convert as mod
 
-from ilab_testlib import Exit, Fail, patch_module_args, raiser
+from ilab_testlib import Exit, Fail, raiser, run_main
 
 
 def write(path, data):
@@ -77,14 +77,7 @@ class Bed(object):
     def run(self, check=False, diff=False, **kw):
         args = dict(user='ignored', venv=self.venv, src=self.src, output_dir=self.out)
         args.update(kw)
-        if check:
-            args['_ansible_check_mode'] = True
-        if diff:
-            args['_ansible_diff'] = True
-        with patch_module_args(args):
-            with pytest.raises((Exit, Fail)) as e:
-                mod.main()
-        return ('fail' if e.type is Fail else 'exit'), e.value.args[0]
+        return run_main(mod.main, args, check, diff)
 
 
 @pytest.fixture

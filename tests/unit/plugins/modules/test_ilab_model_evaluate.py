@@ -22,7 +22,7 @@ from ansible_collections.labforge.instructlab.plugins.module_utils import _ilab_
 from ansible_collections.labforge.instructlab.plugins.module_utils import _fingerprint as fpu
 from ansible_collections.labforge.instructlab.plugins.modules import ilab_model_evaluate as mod
 
-from ilab_testlib import Exit, Fail, patch_module_args, raiser
+from ilab_testlib import Exit, Fail, raiser, run_main
 
 FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures', 'ilab_model_evaluate')
 # The model of the real judgment file (fixtures/ilab_model_evaluate/README.md); ilab names
@@ -131,14 +131,7 @@ class Bed(object):
                     output_dir=self.out)
         args.update(kw)
         args = dict((k, v) for k, v in args.items() if v is not None)
-        if check:
-            args['_ansible_check_mode'] = True
-        if diff:
-            args['_ansible_diff'] = True
-        with patch_module_args(args):
-            with pytest.raises((Exit, Fail)) as e:
-                mod.main()
-        return ('fail' if e.type is Fail else 'exit'), e.value.args[0]
+        return run_main(mod.main, args, check, diff)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from ansible_collections.labforge.instructlab.plugins.module_utils import _ilab_
 from ansible_collections.labforge.instructlab.plugins.module_utils import _ilab_serve as srv
 from ansible_collections.labforge.instructlab.plugins.modules import ilab_model_serve as mod
 
-from ilab_testlib import Exit, Fail, patch_module_args, raiser
+from ilab_testlib import Exit, Fail, raiser, run_main
 
 
 SYSTEMCTL = '/usr/bin/systemctl'
@@ -105,14 +105,7 @@ class Bed(object):
                     name='student', port=8001)
         args.update(kw)
         args = dict((k, v) for k, v in args.items() if v is not None)
-        if check:
-            args['_ansible_check_mode'] = True
-        if diff:
-            args['_ansible_diff'] = True
-        with patch_module_args(args):
-            with pytest.raises((Exit, Fail)) as e:
-                mod.main()
-        return ('fail' if e.type is Fail else 'exit'), e.value.args[0]
+        return run_main(mod.main, args, check, diff)
 
     def verbs(self):
         return [c[1] if c[0] == SYSTEMCTL else c[0] for c in self.calls

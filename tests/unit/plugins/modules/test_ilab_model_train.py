@@ -39,7 +39,7 @@ from ansible_collections.labforge.instructlab.plugins.module_utils import _finge
 from ansible_collections.labforge.instructlab.plugins.module_utils import _fs
 from ansible_collections.labforge.instructlab.plugins.modules import ilab_model_train as mod
 
-from ilab_testlib import Exit, Fail, patch_module_args, raiser
+from ilab_testlib import Exit, Fail, raiser, run_main
 
 
 # the end of a real simple-pipeline log (test bed, 2026-11-25)
@@ -234,14 +234,7 @@ class Bed(object):
                     model_path=self.student, output_dir=self.out)
         args.update(kw)
         args = dict((k, v) for k, v in args.items() if v is not None)
-        if check:
-            args['_ansible_check_mode'] = True
-        if diff:
-            args['_ansible_diff'] = True
-        with patch_module_args(args):
-            with pytest.raises((Exit, Fail)) as e:
-                mod.main()
-        return ('fail' if e.type is Fail else 'exit'), e.value.args[0]
+        return run_main(mod.main, args, check, diff)
 
     def starts(self):
         return [c for c in self.calls if c[0] == 'start']
