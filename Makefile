@@ -67,8 +67,9 @@ lint: venv build
 sanity: venv
 	tools/sanity.sh
 
+# One worker per core (pytest-xdist): 2 on the CI machine.
 unit: venv build
-	pytest -q -p no:cacheprovider tests/unit
+	pytest -q -p no:cacheprovider -n auto tests/unit
 
 # CI tests what users install: build the collection tarball and install it.
 build: venv

@@ -49,7 +49,7 @@ start_host() {  # name packages [extra podman args...]
         -v "$LABFORGE_CA_BUNDLE:/etc/ssl/certs/labforge-host-ca.crt:ro" \
         -v "$LABFORGE_CACHE/apt-archives:/var/cache/apt/archives" \
         "$@" "$image" /sbin/init >/dev/null
-    podman exec "$name" systemctl is-system-running --wait >/dev/null 2>&1 || true
+    "$TESTBED_DIR/wait-boot.sh" "$name" >/dev/null || true
     # the same OS packages on both hosts, installed before any timing
     podman exec "$name" bash -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
         build-essential cmake git skopeo python3.11 python3.11-venv procps $packages >/dev/null"

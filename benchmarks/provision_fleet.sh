@@ -37,7 +37,7 @@ start_host() {
   while read -r v; do volumes+=(-v "$v"); done < <("$repo/tests/testbed/host-volumes.sh")
   podman rm -f "$1" >/dev/null 2>&1 || true
   podman run -d --name "$1" --hostname "$1" --systemd=always "${volumes[@]}" "$image" /sbin/init >/dev/null
-  podman exec "$1" systemctl is-system-running --wait >/dev/null 2>&1 || true
+  "$TESTBED_DIR/wait-boot.sh" "$1" >/dev/null || true
 }
 
 inventory() {  # label hosts... -> inventory file using the local group_vars

@@ -36,6 +36,10 @@ MODULE = 'labforge.instructlab.job_wait'
 STATUS_MODULE = 'ansible.builtin.async_status'
 # Seconds before the check that confirms a job found without process (instead of a full poll).
 RECHECK = 2
+# Seconds before the second check; each later pause doubles up to the poll interval. A job that has
+# nothing to do (a rerun: the module finds its result in place) ends within a second or two, and is
+# then seen ended at once instead of after a whole poll interval.
+FIRST_PAUSE = 0.5
 LINE_MAX = 120
 
 _ANSI = re.compile(r'\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07')
@@ -220,6 +224,7 @@ class ActionModule(ActionBase):
         shown = None
         dead = 0
         probe = {}
+        pause = FIRST_PAUSE
         while True:
             status = self._status(jid, async_dir, task_vars)
             elapsed = time.monotonic() - start
@@ -245,8 +250,9 @@ class ActionModule(ActionBase):
                     line += '  (log %s)' % log
                 display.display(line)
                 shown = now
-            pause = RECHECK if dead else args['poll']
-            time.sleep(max(0, min(pause, args['timeout'] - elapsed)))
+            wait = RECHECK if dead else min(pause, args['poll'])
+            pause *= 2
+            time.sleep(max(0, min(wait, args['timeout'] - elapsed)))
 
     @staticmethod
     def _log_note(log):

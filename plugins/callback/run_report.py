@@ -30,21 +30,18 @@ description:
     the public facts of the collection's roles (names starting with C(python_), C(nvidia_driver_),
     C(instructlab_), C(ilab_), C(labforge_) or C(gpu_info)), the status and duration of each step, the
     artifacts and the serving endpoint."
-  - "Artifacts are read from the results of the collection's modules (C(labforge.instructlab.*), also when
-    called by their short name): the keys C(path), C(model_path), C(model_dir), C(hf_model_dir), C(digest),
-    C(manifest_digest), C(files), C(size), C(dataset), C(dataset_dir), C(train_path), C(test_path),
-    C(messages_path), C(rows), C(train_rows), C(test_rows), C(final_loss), C(checkpoint_dir), C(gguf_path),
-    C(output_dir), C(manifest_path), C(fingerprint), C(generated), C(trained), C(duration), C(endpoint),
-    C(url), C(base_url), C(healthy), C(models), C(model), C(unit), C(restarts), C(answers), C(latency_total),
-    C(ilab_version), C(config_path), C(changed_keys), C(initialized), C(taxonomy_path), C(changed_files),
-    C(train_profile), C(log_path), C(reason) and C(validation), when present (C(cmd), C(stdout) and C(stderr) never).
+  - "Artifacts are what a task result returns under the key C(report): every module of the collection returns
+    there the paths, URLs, digests, row counts, losses and versions of its result a reader needs (see C(report) in
+    the RETURN documentation of each module); a role or another module may do the same. The dict is recorded,
+    sanitised as below, as the step's artifact entry (one per loop item in C(items)); a result without C(report)
+    has none. A C(report.endpoint), C(report.url) or C(report.base_url) becomes the host's endpoint, a
+    C(report.ilab_version) the host's InstructLab version when no role published one.
     A module started in the background (C(async) with C(poll: 0)) has its artifacts read from the
     M(ansible.builtin.async_status) or M(labforge.instructlab.job_wait) result that ends its job; that artifact
     entry names the module."
-  - "Contract for modules: a module (or a role through a task result) may return a dict under the key
-    C(report). Its keys are copied as they are into the step's artifact entry and override the keys above;
-    a C(report.endpoint) becomes the host's endpoint. Put there only what a reader of the report needs
-    (paths, digests, row counts, losses, URLs); never a secret."
+  - "Contract for modules and roles: C(report) is a flat dict C({name: value}); put there only what a reader of the
+    report needs (paths, digests, row counts, losses, URLs), never a secret, a command line or command output.
+    The collection's modules build it with C(module_utils._report)."
   - "What is never recorded: results of tasks with C(no_log) (only the step, its status and its time are
     kept), module arguments (C(invocation)), C(stdout)/C(stderr), extra vars, and any key, at any depth,
     whose name looks like a credential (C(password), C(passwd), C(secret), C(token), C(api_key),
@@ -109,8 +106,8 @@ EXAMPLES = r'''
 # ANSIBLE_CALLBACKS_ENABLED=labforge.instructlab.run_report LABFORGE_REPORT_DIR=/tmp/reports \
 #   ansible-playbook labforge.instructlab.site -i inventories/local
 
-# A module returning extra report data:
-# module.exit_json(changed=True, path=out, report={'rows': 120, 'final_loss': 0.42})
+# A module returning report data (the collection's modules use module_utils._report for it):
+# module.exit_json(changed=True, path=out, rows=120, report={'path': out, 'rows': 120, 'final_loss': 0.42})
 '''
 
 import copy
@@ -126,6 +123,7 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.callback import CallbackBase
 
 from ansible_collections.labforge.instructlab.plugins.module_utils import _fs
+from ansible_collections.labforge.instructlab.plugins.plugin_utils._run_report_markdown import render_markdown
 from ansible.release import __version__ as ansible_version
 
 try:
@@ -134,19 +132,6 @@ except ImportError:  # pragma: no cover
     OrderedDict = dict
 
 FORMAT = 'labforge.instructlab.run_report/v1'
-COLLECTION = 'labforge.instructlab.'
-MODULE_SHORT_NAMES = frozenset((
-    'gpu_info', 'ilab_config', 'ilab_info', 'ilab_model_download', 'ilab_taxonomy', 'ilab_data_generate',
-    'ilab_model_train', 'ilab_model_serve', 'ilab_model_chat',
-))
-ARTIFACT_KEYS = (
-    'path', 'model_path', 'model_dir', 'hf_model_dir', 'digest', 'manifest_digest', 'files', 'size', 'dataset',
-    'dataset_dir', 'train_path', 'test_path', 'messages_path', 'rows', 'train_rows', 'test_rows', 'final_loss',
-    'checkpoint_dir', 'gguf_path', 'output_dir', 'manifest_path', 'fingerprint', 'generated', 'trained',
-    'duration', 'endpoint', 'url', 'base_url', 'healthy', 'models', 'model', 'unit', 'restarts', 'answers',
-    'latency_total', 'ilab_version', 'config_path', 'changed_keys', 'initialized', 'taxonomy_path',
-    'changed_files', 'train_profile', 'log_path', 'reason', 'validation',
-)
 ENDPOINT_KEYS = ('endpoint', 'url', 'base_url')
 FACT_PREFIXES = ('python_', 'nvidia_driver_', 'instructlab_', 'ilab_', 'labforge_', 'gpu_info')
 OS_FACTS = ('distribution', 'distribution_version', 'distribution_release', 'os_family', 'kernel',
@@ -224,10 +209,6 @@ def _action(task):
     return action
 
 
-def is_collection_action(action):
-    return action.startswith(COLLECTION) or action in MODULE_SHORT_NAMES
-
-
 def in_rescued_block(task):
     """Whether a failure of TASK goes to the rescue section of a block around it."""
     child, parent = task, getattr(task, '_parent', None)
@@ -263,29 +244,6 @@ def _task_name(task):
         return to_text(task.get_name(include_role_fqcn=True))
     except Exception:
         return _action(task)
-
-
-def _fmt_duration(seconds):
-    if seconds is None:
-        return ''
-    if seconds < 60:
-        return '%.1fs' % seconds
-    minutes, sec = divmod(int(round(seconds)), 60)
-    if minutes < 60:
-        return '%dm %02ds' % (minutes, sec)
-    hours, minutes = divmod(minutes, 60)
-    return '%dh %02dm %02ds' % (hours, minutes, sec)
-
-
-def _cell(value):
-    if value is None or value == '':
-        return ''
-    if not isinstance(value, str):
-        value = json.dumps(value, sort_keys=False, default=to_text)
-    value = value.replace('\r', ' ').replace('\n', ' ').replace('|', '\\|')
-    if len(value) > 300:
-        value = value[:300] + '...'
-    return value
 
 
 def new_host(name):
@@ -371,16 +329,9 @@ def absorb_gpu(record, gpu):
 
 
 def extract_artifacts(data):
-    """The report-worthy values of one module result (a dict), or an empty dict."""
-    out = OrderedDict()
-    for key in ARTIFACT_KEYS:
-        if key in data and data[key] not in (None, '', [], {}):
-            out[key] = sanitize(data[key])
-    extra = data.get('report')
-    if isinstance(extra, dict):
-        for key, value in sanitize(extra).items():
-            out[key] = value
-    return out
+    """The sanitised ``report`` dict of one task result (a dict), or an empty dict."""
+    report = data.get('report')
+    return sanitize(report) if isinstance(report, dict) else OrderedDict()
 
 
 class CallbackModule(CallbackBase):
@@ -511,11 +462,8 @@ class CallbackModule(CallbackBase):
             action = source
         elif data.get('ansible_job_id') and not data.get('finished'):
             return  # a job just started: its result comes with async_status
-        if is_collection_action(action) or isinstance(data.get('report'), dict):
-            values = [extract_artifacts(p) for p in parts]
-            values = [v for v in values if v]
-            if not values:
-                return
+        values = [v for v in (extract_artifacts(p) for p in parts) if v]
+        if values:
             entry = OrderedDict((('step', step['index']), ('task', step['task']), ('action', action),
                                  ('status', status)))
             if len(values) == 1:
@@ -647,133 +595,3 @@ def _point_latest(directory, target, latest):
         _fs.symlink(target, dest)
     except OSError:
         _fs.write(dest, _fs.read_bytes(os.path.join(directory, target)), REPORT_MODE)
-
-
-# -- Markdown ---------------------------------------------------------------------------------------------
-
-def _os_text(o):
-    if not o:
-        return ''
-    text = ' '.join(to_text(o[k]) for k in ('distribution', 'distribution_version') if o.get(k))
-    if o.get('distribution_release'):
-        text += ' (%s)' % o['distribution_release']
-    extra = ', '.join(to_text(o[k]) for k in ('architecture', 'kernel') if o.get(k))
-    return text + (', ' + extra if extra else '')
-
-
-def _python_text(p):
-    if not p:
-        return ''
-    if p.get('interpreter'):
-        text = to_text(p['interpreter'])
-        if p.get('version'):
-            text += ' (%s)' % p['version']
-    else:
-        text = 'none published'
-    if p.get('ansible_version'):
-        text += '; Ansible used Python %s' % p['ansible_version']
-        if p.get('ansible_executable'):
-            text += ' (%s)' % p['ansible_executable']
-    return text
-
-
-def _gpu_text(g):
-    if not g:
-        return ''
-    gpus = g.get('gpus') or []
-    if gpus:
-        names = OrderedDict()
-        for d in gpus:
-            names[d.get('name')] = names.get(d.get('name'), 0) + 1
-        text = ', '.join('%dx %s' % (n, name) for name, n in names.items())
-    else:
-        text = 'no GPU'
-    labels = (('status', 'status'), ('driver_version', 'driver'), ('cuda_version', 'CUDA'))
-    details = ', '.join('%s %s' % (label, g[k]) for k, label in labels if g.get(k))
-    if details:
-        text += ' (%s)' % details
-    if not gpus and g.get('reason'):
-        text += ': %s' % g['reason']
-    drv = g.get('driver_role')
-    if drv:
-        if drv.get('reboot_pending'):
-            text += '; driver role: reboot pending'
-        elif drv.get('skipped'):
-            text += '; driver role: nothing to install'
-        elif drv.get('installed'):
-            text += '; driver role: installed'
-    return text
-
-
-def _profile_text(g):
-    if not g or ('profile' not in g and 'profile_reason' not in g):
-        return ''
-    text = to_text(g.get('profile') or 'none')
-    if g.get('profile_reason'):
-        text += ' - %s' % g['profile_reason']
-    return text
-
-
-def render_markdown(report):
-    run = report['run']
-    lines = ['# InstructLab run report `%s`' % run['id'], '']
-    mode = ' (check mode: nothing was changed)' if run['check_mode'] else ''
-    lines.append('- Result: **%s**%s' % (run['status'].upper(), mode))
-    lines.append('- Playbooks: %s' % (', '.join('`%s`' % p for p in run['playbooks']) or '-'))
-    if run.get('inventory'):
-        lines.append('- Inventory: %s' % ', '.join('`%s`' % i for i in run['inventory']))
-    if run.get('limit'):
-        lines.append('- Limit: `%s`' % run['limit'])
-    if run.get('tags'):
-        lines.append('- Tags: %s' % ', '.join(run['tags']))
-    lines.append('- Started %s, finished %s (%s)' % (
-        run['started'], run['finished'], _fmt_duration(run['duration_s'])))
-    lines.append('- Controller `%s`, ansible-core %s' % (run['controller'], run['ansible_core']))
-    t = report['totals']
-    lines.append('- Hosts: %d (%d ok, %d failed, %d unreachable)' % (t['hosts'], t['ok'], t['failed'],
-                                                                     t['unreachable']))
-    lines += ['', '## Summary', '',
-              '| Host | Result | OS | Python | GPUs | Profile | InstructLab | Endpoint | ok | changed | failed '
-              '| skipped | unreachable |',
-              '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
-    for name, h in report['hosts'].items():
-        s = h['stats']
-        lines.append('| %s |' % ' | '.join(_cell(v) for v in (
-            name, h['status'], _os_text(h['os']), (h['python'] or {}).get('version') or
-            (h['python'] or {}).get('ansible_version'), _gpu_text(h['gpu']).split(' (')[0] if h['gpu'] else '',
-            (h['gpu'] or {}).get('profile'), h['versions'].get('instructlab'), h['endpoint'], s.get('ok'),
-            s.get('changed'), s.get('failures'), s.get('skipped'), s.get('unreachable'))))
-    for name, h in report['hosts'].items():
-        lines += ['', '## Host `%s`: %s' % (name, h['status']), '']
-        rows = [('OS', _os_text(h['os'])), ('Python', _python_text(h['python'])), ('GPUs', _gpu_text(h['gpu'])),
-                ('Profile', _profile_text(h['gpu'])),
-                ('Versions', ', '.join('%s %s' % (k, v) for k, v in h['versions'].items())),
-                ('Endpoint', h['endpoint'])]
-        lines += ['| | |', '|---|---|']
-        lines += ['| %s | %s |' % (k, _cell(v) or '-') for k, v in rows]
-        failed = [s for s in h['steps'] if s['index'] in h['failed_steps']]
-        if failed:
-            lines += ['', '### Failed', '']
-            for s in failed:
-                lines.append('- step %d, %s `%s` (%s): %s' % (
-                    s['index'], s['status'], _cell(s['task']), s['action'], _cell(s.get('msg', 'no message'))))
-        if h['artifacts']:
-            lines += ['', '### Artifacts', '']
-            for a in h['artifacts']:
-                lines.append('- step %d `%s` (%s, %s)' % (a['step'], _cell(a['task']), a['action'], a['status']))
-                for key, value in a.items():
-                    if key in ('step', 'task', 'action', 'status'):
-                        continue
-                    lines.append('  - %s: `%s`' % (key, _cell(value).replace('`', "'")))
-        facts = [(k, v) for k, v in h['facts'].items() if k != 'gpu_info']
-        if facts:
-            lines += ['', '### Facts published by the roles', '']
-            for key, value in facts:
-                lines.append('- %s: `%s`' % (key, _cell(value).replace('`', "'")))
-        lines += ['', '### Steps', '', '| # | Play | Task | Action | Status | Duration |', '|---|---|---|---|---|---|']
-        for s in h['steps']:
-            status = s['status'] + ''.join(' (%s)' % k for k in ('ignored', 'rescued', 'no_log') if s.get(k))
-            lines.append('| %s |' % ' | '.join(_cell(v) for v in (
-                s['index'], s.get('play'), s['task'], s['action'], status, _fmt_duration(s['duration_s']))))
-    lines.append('')
-    return '\n'.join(lines)

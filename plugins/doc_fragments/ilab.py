@@ -44,3 +44,11 @@ notes:
   - On failure the module reports the step, the exact command (secrets masked), the return code
     and the tail of the step's log, since failing C(ilab) steps can exit 1 with no message.
 '''
+
+    # For the modules that need an initialised InstructLab (extends_documentation_fragment:
+    # labforge.instructlab.ilab.initialised, next to labforge.instructlab.ilab).
+    INITIALISED = r'''
+options: {}
+requirements:
+  - InstructLab installed in O(venv), initialised (M(labforge.instructlab.ilab_config)).
+'''

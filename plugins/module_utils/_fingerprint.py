@@ -37,6 +37,13 @@ API::
         once.started(child_pid)                     # record the ilab process
         fpu.write_manifest(staging, data, owner)
         once.place(staging)                         # rename into place (an old result is replaced)
+
+    # the whole skeleton around Once (look for the stored result, predict in check mode, run, take a
+    # result another run placed meanwhile): ilab_data_generate, ilab_model_train, ilab_model_convert,
+    # ilab_model_evaluate
+    step = fpu.RunOnce(runner, final, fp, family_re, files=lambda m: [m.get('gguf_path')], force=False)
+    manifest, ran = step.run(module.check_mode, output_dir, lambda once: work(once))
+    result['diff'] = fpu.diff(step.existing, dict(gguf_path=path, fingerprint=fp), final)   # diff mode
 """
 
 from __future__ import absolute_import, division, print_function
@@ -237,3 +244,64 @@ class Once(object):
         _fs.replace(src or self.staging, self.final)
         if src is None or src == self.staging:
             self.staging = None
+
+
+# ------------------------------------------------------- run once per fingerprint
+def stored(final, fp, files=None, accept=None):
+    """The manifest at ``final`` when it is a complete result for ``fp`` (None otherwise): it
+    records ``fp``, every path ``files(manifest)`` names exists and ``accept(manifest)`` holds."""
+    m = read_manifest(final)
+    if not m or not valid_manifest(m, fp, files(m) if files else ()):
+        return None
+    return m if accept is None or accept(m) else None
+
+
+class RunOnce(object):
+    """The skeleton of a step that runs once per fingerprint (ilab_data_generate,
+    ilab_model_train, ilab_model_convert, ilab_model_evaluate): look for the stored result of ``fp`` at
+    ``final``, tell what check mode predicts, run under the output's lock (taking a result
+    another run finished meanwhile) and return the manifest.
+
+    ``runner`` gives ``state``, ``owner`` and ``ensure_dir`` (the module's IlabRunner);
+    ``files``/``accept`` are those of :func:`stored`; ``family`` that of :class:`Once`::
+
+        step = fpu.RunOnce(runner, final, fp, family, files=lambda m: [m.get('gguf_path')], force=p['force'])
+        step.existing       # manifest of the stored result, or None
+        step.would_run      # force, or no stored result (what check mode reports)
+        manifest, ran = step.run(module.check_mode, output_dir, lambda once: work(once))
+    """
+
+    def __init__(self, runner, final, fp, family=None, files=None, accept=None, force=False):
+        self.runner, self.final, self.fp, self.family = runner, final, fp, family
+        self.files, self.accept, self.force = files, accept, bool(force)
+        self.existing = self.stored()
+        self.would_run = self.force or not self.existing
+
+    def stored(self):
+        return stored(self.final, self.fp, self.files, self.accept)
+
+    def run(self, check_mode, output_dir, work):
+        """``(manifest, ran)``. ``work(once)`` runs the step inside :class:`Once` (the lock held)
+        and returns the manifest of the placed result; it runs only when the step would run,
+        not in check mode, and no other run placed the result meanwhile. Without a run the
+        manifest is the stored one (None in check mode when there is none)."""
+        if not self.would_run or check_mode:
+            return self.existing, self.would_run
+        self.runner.ensure_dir(output_dir)
+        with Once(self.runner.state, self.runner.owner, self.final, self.family) as once:
+            manifest = None if self.force else self.stored()   # another run may have finished meanwhile
+            if manifest is not None:
+                return manifest, False
+            return work(once), True
+
+
+def diff(manifest, after, header, **names):
+    """Ansible's ``diff`` of a run-once step at ``header``: ``after`` (what the result is now; its
+    first key names the result) against the same keys of ``manifest``, the result stored before
+    (without one, only the first key, None). ``names`` gives the manifest's key for a key of
+    ``after`` where they differ (``model_dir='dir'``)."""
+    if manifest:
+        before = dict((k, manifest.get(names.get(k, k))) for k in after)
+    else:
+        before = {next(iter(after)): None}
+    return dict(before=before, after=after, before_header=header, after_header=header)

@@ -54,6 +54,7 @@ API::
     _fs.file_sha256(path) / DigestCache(path) / tree_digest(root) / path_digest(path)
     _fs.count_lines(path)
     _fs.state_dir(user, home)                            # STATE_ROOT/users/USER (root) or ~/.local/state/labforge
+    _fs.owner_for(uid, gid)                              # (uid, gid) when root makes it for that account, else None
     with _fs.lock(state, key): ...                       # flock, serialises runs on one host
     _fs.signal_group_as(uid, gid, pgid, sig)             # kill as the account: never a foreign process
 
@@ -715,6 +716,52 @@ def export(src, dst):
         os.close(fd)
 
 
+def export_tree(src, dst, skip=None):
+    """Give the account's directory ``src`` (regular files and directories only: a link or
+    device in it is refused) the place ``dst`` in root's private directory, file by file as
+    `export` does: hard links to the files checked here, or 0600 copies that keep the
+    file's modification time. Files whose relative path ``skip(rel)`` accepts are left out.
+    An export that already holds files of the same names, sizes and modification times is
+    kept (a rerun costs a walk); otherwise a new tree replaces it whole. Returns the sorted
+    relative paths of the files."""
+    entries = [e for e in walk(src, exclude=()) if not (skip and e[1] == 'file' and skip(e[0]))]
+    for rel, kind, _st, _link in entries:
+        if kind not in ('file', 'dir'):
+            raise UnsafePathError('refusing to export %s: %s is a %s, not a regular file or directory'
+                                  % (src, posixpath.join(src, rel), 'symbolic link' if kind == 'link' else kind),
+                                  posixpath.join(src, rel))
+    stats = dict((rel, st) for rel, kind, st, _l in entries if kind == 'file')
+    want = dict((rel, (st.st_size, st.st_mtime_ns)) for rel, st in stats.items())
+    dirs = [rel for rel, kind, _st, _l in entries if kind == 'dir']
+    try:
+        have = dict((rel, (st.st_size, st.st_mtime_ns)) for rel, kind, st, _l in walk(dst, exclude=())
+                    if kind == 'file')
+    except OSError as e:
+        if not _missing(e):
+            raise
+        have = None
+    if have == want:
+        return sorted(want)
+    parent, name = posixpath.split(dst.rstrip('/'))
+    makedirs(parent, 0o700)
+    tmp = mkdtemp(parent, prefix='.%s%s' % (name[:80], TMP_MARK))
+    try:
+        for rel in dirs:
+            makedirs(posixpath.join(tmp, rel), 0o700)
+        for rel, st in stats.items():
+            target = posixpath.join(tmp, rel)
+            export(posixpath.join(src, rel), target)
+            if os.lstat(target).st_ino != st.st_ino:
+                # a copy (another file system) keeps the time that tells a rerun it is
+                # current: root's own new file in root's own temporary directory
+                os.utime(target, ns=(st.st_mtime_ns, st.st_mtime_ns), follow_symlinks=False)
+        replace(tmp, dst)
+    except BaseException:
+        remove(tmp)
+        raise
+    return sorted(want)
+
+
 def rename(src, dst):
     """Rename ``src`` to ``dst`` (whatever ``dst`` is: a link there is replaced, not followed)."""
     sdir, sname = _open_parent(src)
@@ -955,6 +1002,16 @@ def count_lines(path):
     except (IOError, OSError):
         return None
     return sum(1 for line in data.splitlines() if line.strip())
+
+
+# ---------------------------------------------------------------- accounts
+def owner_for(uid, gid):
+    """The owner of what root makes for the account ``uid``/``gid``: ``(uid, gid)`` when
+    running as root for another account, None otherwise (what is made is already the
+    account's own, or root's own)."""
+    if _euid() == 0 and uid is not None and uid != 0:
+        return (uid, gid)
+    return None
 
 
 # ----------------------------------------------------------- private state

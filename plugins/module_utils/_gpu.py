@@ -3,16 +3,20 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """GPU facts and InstructLab system-profile selection (private API).
 
-Shared by ``labforge.instructlab.gpu_info`` (which runs ``nvidia-smi``) and by
-any module that must pick the profile ``ilab config init`` would pick (for
-example ``ilab_config`` with a train profile of ``auto``).
+The one GPU reader: :func:`read_gpus` runs ``nvidia-smi`` for
+``labforge.instructlab.gpu_info``, ``ilab_info`` and ``ilab_config`` (a train
+profile of ``auto``), so all three see the same GPUs on one host; and the
+choice of the profile ``ilab config init`` would pick.
 
 API summary (stable; only additions from now on)::
 
     from ansible_collections.labforge.instructlab.plugins.module_utils._gpu import (
         QUERY_FIELDS, CAP_QUERY_FIELDS, query_argv, unknown_field, parse_query_csv,
-        parse_cuda_version, classify_failure, choose_profile, profile_details, known_ilab_versions)
+        parse_cuda_version, classify_failure, choose_profile, profile_details, known_ilab_versions,
+        read_gpus)
 
+    status, reason, gpus, cuda_version, commands = read_gpus(module, nvidia_smi=None)
+                                                # STATUS_*; gpus: GPU_KEYS + cuda_version
     gpus = parse_query_csv(stdout)              # list of dicts (see GPU_KEYS)
     profile_id, reason = choose_profile(gpus, '0.26.1')
     details = profile_details(profile_id, '0.26.1', gpus)  # dict or None
@@ -47,6 +51,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
+
+from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_runner import HostTool
 
 # Fields asked from ``nvidia-smi --query-gpu``; every driver since long before
 # 450 knows them. The CUDA version has no --query-gpu field on the drivers we
@@ -156,6 +162,46 @@ def classify_failure(rc, stdout, stderr):
     if 'No devices were found' in text:
         return STATUS_NO_GPU, 'nvidia-smi: no NVIDIA GPU found by the driver (rc=%s).' % rc
     return STATUS_ERROR, 'nvidia-smi failed (rc=%s): %s' % (rc, text[-2000:] if text else 'no output')
+
+
+# Where nvidia-smi is looked for after PATH (CUDA containers, WSL).
+SEARCH_DIRS = ['/usr/bin', '/usr/local/bin', '/usr/local/nvidia/bin', '/usr/lib/wsl/lib']
+NO_NVIDIA_SMI = 'nvidia-smi not found: no NVIDIA driver is installed on this host'
+
+
+def read_gpus(module, nvidia_smi=None):
+    """The host's NVIDIA GPUs: ``(status, reason, gpus, cuda_version, commands)``.
+
+    ``nvidia_smi``: its path (default: searched on PATH and :data:`SEARCH_DIRS`).
+    Asks :data:`CAP_QUERY_FIELDS`, again with :data:`QUERY_FIELDS` on a driver
+    older than ``compute_cap``, then plain ``nvidia-smi`` for the CUDA version
+    (also set in every GPU's ``cuda_version``); all in the C locale. ``status``
+    is one of the ``STATUS_*`` values (``reason`` None when ``ok``); ``commands``
+    lists every argv run.
+    """
+    smi = HostTool(module, 'nvidia-smi', path=nvidia_smi, opt_dirs=SEARCH_DIRS, env={'LC_ALL': 'C'})
+    if not smi.path:
+        return STATUS_NO_NVIDIA_SMI, NO_NVIDIA_SMI, [], None, smi.commands
+    fields = CAP_QUERY_FIELDS
+    rc, out, err = smi.run(*query_argv(smi.path, fields)[1:])
+    if rc != 0 and unknown_field(out, err):
+        # a driver older than 510 knows no compute_cap
+        fields = QUERY_FIELDS
+        rc, out, err = smi.run(*query_argv(smi.path, fields)[1:])
+    if rc != 0:
+        status, reason = classify_failure(rc, out, err)
+        return status, reason, [], None, smi.commands
+    try:
+        gpus = parse_query_csv(out, fields)
+    except ValueError as exc:
+        return STATUS_ERROR, str(exc), [], None, smi.commands
+    if not gpus:
+        return STATUS_NO_GPU, 'nvidia-smi listed no GPU', [], None, smi.commands
+    rc, out, err = smi.run()
+    cuda = parse_cuda_version(out) if rc == 0 else None
+    for gpu in gpus:
+        gpu['cuda_version'] = cuda
+    return STATUS_OK, None, gpus, cuda, smi.commands
 
 
 # ---------------------------------------------------------------------------

@@ -1,27 +1,40 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, labforge engineers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The ONE place that builds and runs ``ilab`` command lines (private API).
+"""The runner: builds and runs the collection's command lines (private API).
 
-Every ``labforge.instructlab.ilab_*`` module builds its ``ilab`` command lines
-with :class:`IlabRunner` and runs them through it. The runner:
+It only runs commands: argv, secret masking, run/start, logs. InstructLab's
+directories are named in ``_ilab_paths``, YAML and config.yaml are read in
+``_ilab_yaml``, and every file (logs, status files, directories) is made by
+``_fs``, the collection's file layer.
 
-* builds argv from a declarative option list (``ilab --config CFG SUB... FLAGS``);
-* runs the command as the InstructLab service user (the module runs as root
-  with become; the runner drops to ``user`` with ``user=``/``group=``/
-  ``extra_groups=[]``), with that user's ``HOME``/``XDG_*`` directories,
-  ``VIRTUAL_ENV`` and ``PATH`` with ``<venv>/bin`` first (ilab shells out to
-  tools of its own venv, e.g. ``yamllint``), and a clean environment (only a
-  short allow-list of proxy/CA/HF/CUDA variables passes through);
-* passes secrets ONLY through the environment (``secret_env``), never argv; all
-  secret values are registered with ``module.no_log_values`` and masked in the
-  command, outputs, log file and log tail;
-* streams the combined output to a log file under ``log_dir`` (path returned,
-  so long steps can be followed with ``tail -f``);
-* on failure, :meth:`IlabRunner.fail` reports the step, the masked command,
-  rc and the log tail (failing ilab steps can exit 1 with no message).
+Two kinds of command:
 
-We do not use community.general's ``cmd_runner``: it runs through
+* ``ilab`` and the venv's python, as the InstructLab service user:
+  :class:`IlabRunner`. Every ``labforge.instructlab.ilab_*`` module builds its
+  ``ilab`` command lines with it and runs them through it. It
+
+  * builds argv from a declarative option list (``ilab --config CFG SUB... FLAGS``);
+  * runs the command as the InstructLab service user (the module runs as root
+    with become; the runner drops to ``user`` with ``user=``/``group=``/
+    ``extra_groups=[]``), with that user's ``HOME``/``XDG_*`` directories,
+    ``VIRTUAL_ENV`` and ``PATH`` with ``<venv>/bin`` first (ilab shells out to
+    tools of its own venv, e.g. ``yamllint``), and a clean environment (only a
+    short allow-list of proxy/CA/HF/CUDA variables passes through);
+  * passes secrets ONLY through the environment (``secret_env``), never argv; all
+    secret values are registered with ``module.no_log_values`` and masked in the
+    command, outputs, log file and log tail;
+  * streams the combined output to a log file under ``log_dir`` (path returned,
+    so long steps can be followed with ``tail -f``);
+  * on failure, :meth:`IlabRunner.fail` reports the step, the masked command,
+    rc and the log tail (failing ilab steps can exit 1 with no message).
+
+* Tools of the host, as the module's own user (root): ``systemctl``,
+  ``journalctl``, ``nvidia-smi``: :class:`HostTool`, through
+  ``module.run_command`` (quick calls whose output the module parses; no
+  secrets, no user switch, no log file).
+
+We do not use community.general's ``cmd_runner`` for ilab: it runs through
 ``module.run_command``, which cannot switch users, stream to a log file or
 start a background process. The small option spec below mirrors its
 ``cmd_runner_fmt`` ideas.
@@ -29,11 +42,12 @@ start a background process. The small option spec below mirrors its
 API summary (stable; only additions from now on)::
 
     from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_runner import (
-        IlabRunner, ilab_argument_spec, IlabResult, run_guarded)
+        IlabRunner, ilab_argument_spec, IlabResult, run_guarded, HostTool)
 
     module = AnsibleModule(argument_spec=dict(ilab_argument_spec(), ...))
     run_guarded(module, body)                   # body(module); a refused path fails cleanly
     runner = IlabRunner.from_module(module)      # reads user/venv/config_path/log_dir params
+    runner = IlabRunner.checked(module, venv=True)   # the same, after check_user() and check_venv()
     # or IlabRunner(module, user='instructlab', venv='/opt/instructlab/venv',
     #               config_path=None, log_dir=None)
 
@@ -63,22 +77,25 @@ API summary (stable; only additions from now on)::
                                          # `venv/bin/python -c script args` as the user
                                          # (IlabResult; log=False unless given)
     runner.ilab_version()                # '0.26.1' or None
-    runner.read_config()                 # dict ({} when the file is missing)
-    runner.yaml_load(text), runner.yaml_dump(data, block=False)
-                                         # PyYAML of the host, else of the venv's python
+    runner.paths                         # _ilab_paths.IlabPaths of the user's home
     runner.default_config_path, runner.home, runner.ilab, runner.venv_python
     runner.env(extra=None)               # the environment every command gets
     runner.mask(text)                    # mask every registered secret
     runner.add_secret(value)
-    runner.ensure_dir(path, mode=0o755)  # directory owned by the service user
+    runner.ensure_dir(path, mode=0o755)  # _fs.makedirs, owned by the service user
     runner.owner                         # (uid, gid) of the service user when switching, else None
     runner.state                         # private state directory (_fs.state_dir)
     runner.log_path_for(log_name)        # <log_dir>/<log_name>.log, known before a step starts
     runner.check_user(), runner.check_venv()   # fail_json with a clear message
 
-Every file the runner touches (logs, status files, directories, the
-configuration it reads) goes through ``_fs``, the collection's file layer: a
-log is a new file renamed over the old one, never a truncated path.
+    tool = HostTool(module, 'systemctl', required=False, path=None, opt_dirs=None,
+                    env={'LC_ALL': 'C'})     # found with module.get_bin_path unless path is given
+    tool.path                            # None when not found (and not required)
+    rc, out, err = tool.run('is-active', unit, **run_command_kwargs)
+    tool.commands                        # every argv run, in order
+
+Every file the runner touches (logs, status files, directories) goes through
+``_fs``: a log is a new file renamed over the old one, never a truncated path.
 
 In check mode (``module.check_mode``) :meth:`run` and :meth:`start` refuse to
 run steps with ``changes_state=True`` (the default): they return an
@@ -90,7 +107,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import os
 import pwd
 import selectors
@@ -102,12 +118,7 @@ import threading
 import time
 
 from ansible_collections.labforge.instructlab.plugins.module_utils import _fs
-
-try:
-    import yaml
-    HAS_YAML = True
-except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
-    HAS_YAML = False
+from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_paths import IlabPaths
 
 MASK = '********'
 LOG_TAIL_LINES = 40
@@ -281,9 +292,10 @@ class IlabRunner(object):
         except KeyError:
             self.pw = None
         self.home = self.pw.pw_dir if self.pw else os.path.join('/home', self.user)
-        self.default_config_path = os.path.join(self.home, '.config', 'instructlab', 'config.yaml')
+        self.paths = IlabPaths(self.home)
+        self.default_config_path = self.paths.config_path
         self.config_path = config_path or self.default_config_path
-        self.log_dir = log_dir or os.path.join(self.home, '.local', 'state', 'labforge', 'logs')
+        self.log_dir = log_dir or self.paths.logs
         self.ilab = os.path.join(self.venv, 'bin', 'ilab')
         self.venv_python = os.path.join(self.venv, 'bin', 'python')
         self._secrets = []
@@ -293,6 +305,16 @@ class IlabRunner(object):
         p = module.params
         return cls(module, user=p.get('user'), venv=p.get('venv'),
                    config_path=p.get('config_path'), log_dir=p.get('log_dir'))
+
+    @classmethod
+    def checked(cls, module, venv=False):
+        """The runner of ``module`` (:meth:`from_module`) after :meth:`check_user` and, with
+        ``venv``, :meth:`check_venv`: how every module that runs ilab starts."""
+        runner = cls.from_module(module)
+        runner.check_user()
+        if venv:
+            runner.check_venv()
+        return runner
 
     # ------------------------------------------------------------ identity
     @property
@@ -373,14 +395,11 @@ class IlabRunner(object):
             'LC_ALL': 'C.UTF-8',
             'PATH': os.path.join(self.venv, 'bin') + ':' + SYSTEM_PATH,
             'VIRTUAL_ENV': self.venv,
-            'XDG_CONFIG_HOME': os.path.join(home, '.config'),
-            'XDG_DATA_HOME': os.path.join(home, '.local', 'share'),
-            'XDG_CACHE_HOME': os.path.join(home, '.cache'),
-            'XDG_STATE_HOME': os.path.join(home, '.local', 'state'),
             'PYTHONUNBUFFERED': '1',
             'NO_COLOR': '1',
             'TERM': 'dumb',
         }
+        env.update(self.paths.xdg)
         for key, value in os.environ.items():
             if key in PASSTHROUGH_ENV or key.startswith(PASSTHROUGH_PREFIXES):
                 env[key] = value
@@ -392,9 +411,7 @@ class IlabRunner(object):
     @property
     def owner(self):
         """``(uid, gid)`` files created for the service user get (None when not switching)."""
-        if self.switch_user and os.geteuid() == 0:
-            return (self.pw.pw_uid, self.pw.pw_gid)
-        return None
+        return _fs.owner_for(self.pw.pw_uid, self.pw.pw_gid) if self.pw else None
 
     @property
     def state(self):
@@ -446,6 +463,13 @@ class IlabRunner(object):
                 if s and s in str(a):
                     raise IlabRunnerError('refusing to put a secret on a command line')
 
+    def _prepare(self, argv, env, secret_env):
+        """The masked argv and the full environment (secrets registered, refused on the command line)."""
+        self._check_secret_env(argv, secret_env)
+        full_env = self.env(env)
+        full_env.update(dict((k, str(v)) for k, v in (secret_env or {}).items()))
+        return self.mask_argv(argv), full_env
+
     def run(self, step, argv, env=None, secret_env=None, cwd=None, log_name=None,
             timeout=None, changes_state=True, data=None, log=True, as_user=True):
         """Run ``argv`` as the service user and wait; returns :class:`IlabResult`.
@@ -456,12 +480,9 @@ class IlabRunner(object):
         ``as_user=False`` runs the helper tool (e.g. ``skopeo`` reading a
         root-only auth file) as the module's own user, same environment rules.
         """
-        self._check_secret_env(argv, secret_env)
-        masked = self.mask_argv(argv)
+        masked, full_env = self._prepare(argv, env, secret_env)
         if changes_state and self.module.check_mode:
             return IlabResult(step, masked, rc=None, skipped=True)
-        full_env = self.env(env)
-        full_env.update(dict((k, str(v)) for k, v in (secret_env or {}).items()))
         logf, log_path = (None, None)
         if log:
             logf, log_path = self._open_log(step, log_name, masked)
@@ -543,12 +564,9 @@ class IlabRunner(object):
         next to the log, so a caller running under ``async`` can be followed.
         In check mode returns an ``IlabResult`` with ``skipped=True`` instead.
         """
-        self._check_secret_env(argv, secret_env)
-        masked = self.mask_argv(argv)
+        masked, full_env = self._prepare(argv, env, secret_env)
         if changes_state and self.module.check_mode:
             return IlabResult(step, masked, rc=None, skipped=True)
-        full_env = self.env(env)
-        full_env.update(dict((k, str(v)) for k, v in (secret_env or {}).items()))
         logf, log_path = self._open_log(step, log_name, masked)
         status_path = log_path[:-len('.log')] + '.status.json'
         started = time.time()
@@ -613,73 +631,35 @@ class IlabRunner(object):
             return None
         return res.stdout.strip() or None
 
-    def read_config(self, path=None):
-        """The config file as a dict ({} when missing), read through the file layer
-        (a link the service user planted to a file of root's is refused)."""
-        path = path or self.config_path
-        if _fs.stat_path(path) is None:
-            return {}
-        return self.yaml_load(_fs.read_text(path)) or {}
 
-    # ---------------------------------------------------------------- YAML
-    # The managed host's python may lack PyYAML (Debian's minimal python3);
-    # the InstructLab venv always has it: use it as a YAML helper then.
-    def _yaml_helper(self, request):
-        if not os.path.exists(self.venv_python):
-            raise IlabRunnerError('PyYAML is missing on the host python and there is no venv python at %s'
-                                  % self.venv_python)
-        res = self.run('yaml', [self.venv_python, '-c', YAML_HELPER], data=json.dumps(request),
-                       changes_state=False, log=False)
-        if res.rc != 0:
-            raise IlabRunnerError('YAML helper failed (rc=%s): %s' % (res.rc, _tail(res.stderr or res.stdout, 5)))
-        reply = json.loads(res.stdout)
-        if 'error' in reply:
-            raise ValueError(reply['error'])
-        return reply['result']
+class HostTool(object):
+    """A tool of the host (``systemctl``, ``journalctl``, ``nvidia-smi``) run as the
+    module's own user through ``module.run_command``.
 
-    def yaml_load(self, text):
-        """``yaml.safe_load``; raises ValueError (with the parser's message) on invalid YAML."""
-        if HAS_YAML:
-            try:
-                return yaml.safe_load(text)
-            except yaml.YAMLError as e:
-                raise ValueError(str(e))
-        return self._yaml_helper(dict(op='load', text=text))
+    ``path`` wins over the search; ``opt_dirs`` are searched after ``PATH``;
+    ``required=True`` fails the module when the tool is missing. ``env`` is added
+    to every call's environment (``environ_update``).
+    """
 
-    def yaml_dump(self, data, block=False):
-        """YAML text of ``data`` (keys in the given order; ``block``: multi-line strings as ``|``)."""
-        if HAS_YAML:
-            return _yaml_dump(data, block)
-        return self._yaml_helper(dict(op='dump', data=data, block=block))
+    def __init__(self, module, name, path=None, opt_dirs=None, required=False, env=None):
+        self.module = module
+        self.name = name
+        if not path:
+            search = dict(opt_dirs=list(opt_dirs)) if opt_dirs else {}
+            path = module.get_bin_path(name, required=required, **search)
+        self.path = path
+        self.env = dict(env or {})
+        self.commands = []
 
+    def argv(self, *args):
+        return [self.path] + [str(a) for a in args]
 
-def _yaml_dump(data, block):
-    class Dumper(yaml.SafeDumper):
-        pass
-
-    if block:
-        def str_rep(dumper, value):
-            return dumper.represent_scalar('tag:yaml.org,2002:str', value, style='|' if '\n' in value else None)
-        Dumper.add_representer(str, str_rep)
-    return yaml.dump(data, Dumper=Dumper, sort_keys=False, allow_unicode=True,
-                     default_flow_style=False, width=4096)
-
-
-YAML_HELPER = r'''
-import json, sys, yaml
-req = json.load(sys.stdin)
-if req["op"] == "load":
-    try:
-        out = {"result": yaml.safe_load(req["text"])}
-    except yaml.YAMLError as e:
-        out = {"error": str(e)}
-else:
-    class Dumper(yaml.SafeDumper):
-        pass
-    if req.get("block"):
-        Dumper.add_representer(str, lambda d, v: d.represent_scalar(
-            "tag:yaml.org,2002:str", v, style="|" if "\n" in v else None))
-    out = {"result": yaml.dump(req["data"], Dumper=Dumper, sort_keys=False, allow_unicode=True,
-                               default_flow_style=False, width=4096)}
-print(json.dumps(out, default=str))
-'''
+    def run(self, *args, **kwargs):
+        """``module.run_command([path, *args])``: ``(rc, stdout, stderr)``."""
+        argv = self.argv(*args)
+        self.commands.append(argv)
+        if self.env:
+            env = dict(self.env)
+            env.update(kwargs.get('environ_update') or {})
+            kwargs['environ_update'] = env
+        return self.module.run_command(argv, **kwargs)

@@ -227,25 +227,17 @@ class Schema(object):
 
 
 # ------------------------------------------------------------------ checking
+_KINDS = ((bool, 'a boolean'), (int, 'an integer'), (float, 'a number'), (str, 'a string'), (list, 'a list'),
+          (dict, 'a mapping'), ((datetime.date, datetime.datetime), 'a date'), (bytes, 'binary data'))
+
+
 def _describe(value):
+    """What a YAML value is, in words (bool before int: a boolean is an int in Python)."""
     if value is None:
         return 'null (an empty value)'
-    if isinstance(value, bool):
-        return 'a boolean'
-    if isinstance(value, int):
-        return 'an integer'
-    if isinstance(value, float):
-        return 'a number'
-    if isinstance(value, str):
-        return 'a string'
-    if isinstance(value, list):
-        return 'a list'
-    if isinstance(value, dict):
-        return 'a mapping'
-    if isinstance(value, (datetime.date, datetime.datetime)):
-        return 'a date'
-    if isinstance(value, bytes):
-        return 'binary data'
+    for kinds, words in _KINDS:
+        if isinstance(value, kinds):
+            return words
     return 'a %s' % type(value).__name__
 
 

@@ -38,17 +38,17 @@ options:
     description:
       - Path of C(nvidia-smi). By default it is searched on C(PATH) (and the usual system directories).
     type: path
+extends_documentation_fragment:
+  - labforge.instructlab.attributes
 attributes:
   check_mode:
-    description: Can run in check mode and return the same result without modifying the target.
     support: full
     details: Only reads; runs the same read-only commands in check mode.
   diff_mode:
-    description: Returns details on what has changed.
     support: none
   idempotent:
-    description: Running it again gives the same result and never reports a change.
     support: full
+    details: Never reports a change.
   facts:
     description: Returns an C(ansible_facts) dictionary (C(gpu_info)) that updates the host facts.
     support: full
@@ -213,62 +213,25 @@ ansible_facts:
     gpu_info:
       description: Every key above but C(commands).
       type: dict
+report:
+  description:
+    - "What the run report (callback C(labforge.instructlab.run_report)) records for this step: RV(ilab_version),
+      RV(reason), those of them that have a value. A failure adds C(path) (a path the file layer refused) and
+      C(log_path) when it has them."
+  returned: always
+  type: dict
 '''
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.labforge.instructlab.plugins.module_utils._gpu import (
-    CAP_QUERY_FIELDS,
-    QUERY_FIELDS,
-    STATUS_ERROR,
-    STATUS_NO_GPU,
-    STATUS_NO_NVIDIA_SMI,
     STATUS_OK,
     choose_profile,
-    classify_failure,
     driver_branch,
-    parse_cuda_version,
-    parse_query_csv,
     profile_details,
-    query_argv,
-    unknown_field,
+    read_gpus,
 )
-
-_SEARCH = ['/usr/bin', '/usr/local/bin', '/usr/local/nvidia/bin', '/usr/lib/wsl/lib']
-
-
-def read_gpus(module):
-    """(status, reason, gpus, cuda_version, commands)."""
-    commands = []
-    nvidia_smi = module.params['nvidia_smi'] or module.get_bin_path('nvidia-smi', opt_dirs=_SEARCH)
-    if not nvidia_smi:
-        return (STATUS_NO_NVIDIA_SMI, 'nvidia-smi not found: no NVIDIA driver is installed on this host',
-                [], None, commands)
-    fields = CAP_QUERY_FIELDS
-    argv = query_argv(nvidia_smi, fields)
-    commands.append(argv)
-    rc, out, err = module.run_command(argv, environ_update={'LC_ALL': 'C'})
-    if rc != 0 and unknown_field(out, err):
-        # a driver older than 510 knows no compute_cap
-        fields = QUERY_FIELDS
-        argv = query_argv(nvidia_smi, fields)
-        commands.append(argv)
-        rc, out, err = module.run_command(argv, environ_update={'LC_ALL': 'C'})
-    if rc != 0:
-        status, reason = classify_failure(rc, out, err)
-        return status, reason, [], None, commands
-    try:
-        gpus = parse_query_csv(out, fields)
-    except ValueError as exc:
-        return STATUS_ERROR, str(exc), [], None, commands
-    if not gpus:
-        return STATUS_NO_GPU, 'nvidia-smi listed no GPU', [], None, commands
-    commands.append([nvidia_smi])
-    rc, out, err = module.run_command([nvidia_smi], environ_update={'LC_ALL': 'C'})
-    cuda = parse_cuda_version(out) if rc == 0 else None
-    for gpu in gpus:
-        gpu['cuda_version'] = cuda
-    return STATUS_OK, None, gpus, cuda, commands
+from ansible_collections.labforge.instructlab.plugins.module_utils import _report
 
 
 def main():
@@ -279,7 +242,8 @@ def main():
         ),
         supports_check_mode=True,
     )
-    status, reason, gpus, cuda, commands = read_gpus(module)
+    _report.attach(module, 'ilab_version', 'reason')
+    status, reason, gpus, cuda, commands = read_gpus(module, module.params['nvidia_smi'])
     ilab_version = module.params['ilab_version']
     profile, profile_reason = choose_profile(gpus, ilab_version)
     if status != STATUS_OK:

@@ -24,16 +24,14 @@ description:
 author:
   - labforge engineers (@labforge)
 extends_documentation_fragment:
+  - labforge.instructlab.attributes
   - labforge.instructlab.ilab
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
   idempotent:
-    description: When run twice in a row, the second run reports no change.
     support: full
 options:
   init:
@@ -103,9 +101,9 @@ options:
         directory, without C(.yaml)) or the absolute path of a profile YAML file.
       - V(auto) picks the profile from the GPU facts in O(gpu_facts) with the collection's
         C(choose_profile) logic (the one C(labforge.instructlab.gpu_info) uses). Without
-        O(gpu_facts) the module asks C(nvidia-smi) on the host itself (no C(nvidia-smi) means no
-        GPU). When it picks no profile (no GPU, no matching profile), nothing is applied and
-        RV(train_profile_reason) says why.
+        O(gpu_facts) the module asks C(nvidia-smi) on the host itself, the way
+        M(labforge.instructlab.gpu_info) does (no C(nvidia-smi) means no GPU). When it picks no
+        profile (no GPU, no matching profile), nothing is applied and RV(train_profile_reason) says why.
       - Explicit options (such as O(gpus), O(train_pipeline)) win over the profile's values.
       - The profile's paths (C(model_path), C(data_path), C(ckpt_output_dir), ...) are not applied.
     type: str
@@ -209,6 +207,13 @@ log_path:
   description: Log of the init step when it ran.
   returned: when init ran
   type: str
+report:
+  description:
+    - "What the run report (callback C(labforge.instructlab.run_report)) records for this step: RV(ilab_version),
+      RV(config_path), RV(changed_keys), RV(initialized), RV(train_profile), RV(log_path), those of them that
+      have a value. A failure adds C(path) (a path the file layer refused) and C(log_path) when it has them."
+  returned: always
+  type: dict
 '''
 
 import json
@@ -221,11 +226,10 @@ from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_runner 
 from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_common import (
     dotted_get, dotted_has, dotted_set, flatten, TRAIN_PATH_KEYS)
 from ansible_collections.labforge.instructlab.plugins.module_utils import _fs
-
-try:
-    from ansible_collections.labforge.instructlab.plugins.module_utils import _gpu
-except ImportError:  # pragma: no cover - written by another change
-    _gpu = None
+from ansible_collections.labforge.instructlab.plugins.module_utils import _gpu
+from ansible_collections.labforge.instructlab.plugins.module_utils import _ilab_yaml
+from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_paths import IlabPaths
+from ansible_collections.labforge.instructlab.plugins.module_utils import _report
 
 # dotted keys held by the explicit options
 OPTION_KEYS = [
@@ -294,18 +298,12 @@ PROFILE_DIR = ('import os, instructlab; '
 
 
 def detect_gpus(module):
-    """The host's NVIDIA GPUs (same query as gpu_info); [] without nvidia-smi."""
-    smi = module.get_bin_path('nvidia-smi')
-    if not smi:
-        return []
-    rc, out, err = module.run_command(_gpu.query_argv(smi))
-    if rc != 0:
-        status, reason = _gpu.classify_failure(rc, out, err)
-        if status == getattr(_gpu, 'STATUS_NO_GPU', 'no_gpu'):
-            return []
-        module.fail_json(msg='train_profile=auto: cannot read the GPUs: %s (pass gpu_facts from '
-                             'labforge.instructlab.gpu_info, or a profile name)' % reason)
-    return _gpu.parse_query_csv(out)
+    """The host's NVIDIA GPUs as gpu_info reads them (_gpu.read_gpus); [] without nvidia-smi or GPU."""
+    status, reason, gpus, _cuda, _commands = _gpu.read_gpus(module)
+    if status in (_gpu.STATUS_OK, _gpu.STATUS_NO_NVIDIA_SMI, _gpu.STATUS_NO_GPU):
+        return gpus
+    module.fail_json(msg='train_profile=auto: cannot read the GPUs: %s (pass gpu_facts from '
+                         'labforge.instructlab.gpu_info, or a profile name)' % reason)
 
 
 def resolve_profile(module, runner, name, gpu_facts, version):
@@ -314,24 +312,14 @@ def resolve_profile(module, runner, name, gpu_facts, version):
     if not name:
         return None, {}
     if name == 'auto':
-        if _gpu is None or not hasattr(_gpu, 'choose_profile'):
-            module.fail_json(msg='train_profile=auto needs module_utils._gpu.choose_profile, '
-                                 'which this collection build does not have')
         if gpu_facts is None:
             gpu_facts = detect_gpus(module)
-        choice = _gpu.choose_profile(gpu_facts or [], version)
-        reason = None
-        if isinstance(choice, (tuple, list)):
-            choice, reason = choice[0], (choice[1] if len(choice) > 1 else None)
-        if isinstance(choice, dict):
-            choice = choice.get('id') or choice.get('profile') or choice.get('path')
-        module.profile_reason = reason
+        choice, module.profile_reason = _gpu.choose_profile(gpu_facts or [], version)
         if not choice:
             return None, {}
-        name = str(choice)
-        if hasattr(_gpu, 'profile_details'):
-            details = _gpu.profile_details(name, version, gpu_facts or []) or {}
-            overrides.update(details.get('overrides') or {})
+        name = choice
+        details = _gpu.profile_details(name, version, gpu_facts or []) or {}
+        overrides.update(details.get('overrides') or {})
     if os.path.isabs(name):
         path = name
     else:
@@ -345,7 +333,7 @@ def resolve_profile(module, runner, name, gpu_facts, version):
             module.fail_json(msg='train_profile %r escapes the profiles directory' % name)
     if not _fs.isfile(path):
         module.fail_json(msg='train profile %r not found (looked for %s)' % (name, path))
-    data = runner.read_config(path)
+    data = _ilab_yaml.read_config(runner, path)
     train = data.get('train') or {}
     values = dict(('train.' + k, v) for k, v in flatten(train).items()
                   if k.split('.')[0] not in TRAIN_PATH_KEYS)
@@ -384,7 +372,7 @@ def run_init(module, runner, taxonomy_path):
         env['XDG_CONFIG_HOME'] = tmp_home
     try:
         res = runner.run('ilab config init', argv, env=env, log_name='ilab-config-init')
-        written = os.path.join(tmp_home, 'instructlab', 'config.yaml') if tmp_home else runner.config_path
+        written = IlabPaths(runner.home, env).config_path if tmp_home else runner.config_path
         if res.rc != 0 or not _fs.isfile(written):
             runner.fail('ilab config init', res,
                         msg=None if res.rc != 0 else 'ilab config init wrote no %s' % written)
@@ -406,7 +394,7 @@ def write_config(module, runner, changes, validate):
 
 
 def yaml_text(runner, data):
-    return runner.yaml_dump(_sorted(data))
+    return _ilab_yaml.dump(runner, _sorted(data))
 
 
 def _sorted(data):
@@ -439,18 +427,16 @@ def main():
         validate=dict(type='bool', default=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    _report.attach(module, 'ilab_version', 'config_path', 'changed_keys', 'initialized', 'train_profile', 'log_path')
     run_guarded(module, run_module)
 
 
 def run_module(module):
     p = module.params
-    runner = IlabRunner.from_module(module)
-    runner.check_user()
-    runner.check_venv()
+    runner = IlabRunner.checked(module, venv=True)
     version = runner.ilab_version()
 
-    taxonomy_path = p['taxonomy_path'] or os.path.join(
-        runner.home, '.local', 'share', 'instructlab', 'taxonomy')
+    taxonomy_path = p['taxonomy_path'] or runner.paths.taxonomy
     result = dict(changed=False, config_path=runner.config_path, initialized=False,
                   taxonomy_created=False, changed_keys=[], ilab_version=version,
                   train_profile=None)
@@ -484,7 +470,7 @@ def run_module(module):
             for k in keys:
                 desired[k] = p[opt]
 
-    current = runner.read_config() if _fs.isfile(runner.config_path) else {}
+    current = _ilab_yaml.read_config(runner) if _fs.isfile(runner.config_path) else {}
     changes = {}
     for key, value in desired.items():
         if current and not dotted_has(current, key):
@@ -499,7 +485,7 @@ def run_module(module):
 
     if changes and not module.check_mode and current:
         write_config(module, runner, changes, p['validate'])
-        after = runner.read_config()
+        after = _ilab_yaml.read_config(runner)
     elif changes and not current and not module.check_mode:
         module.fail_json(msg='the configuration %s is empty after init' % runner.config_path, **result)
 

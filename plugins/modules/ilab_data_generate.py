@@ -34,17 +34,16 @@ description:
 author:
   - labforge engineers (@labforge)
 extends_documentation_fragment:
+  - labforge.instructlab.attributes
   - labforge.instructlab.ilab
+  - labforge.instructlab.ilab.initialised
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Computes the fingerprint and reports whether a run would happen; runs nothing.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 options:
   model:
@@ -120,8 +119,6 @@ notes:
   - Long runs can be started with C(async)/C(poll); the log path is C(LOG_DIR/ilab-data-generate-<fingerprint>.log)
     and a status JSON is written beside it from the start.
   - C(--api-key) is not offered, since it would put a secret on the command line.
-requirements:
-  - InstructLab installed in O(venv), initialised (M(labforge.instructlab.ilab_config)).
 seealso:
   - module: labforge.instructlab.ilab_model_train
   - module: labforge.instructlab.ilab_model_serve
@@ -207,6 +204,14 @@ ilab_version:
   description: Installed InstructLab version.
   returned: always
   type: str
+report:
+  description:
+    - "What the run report (callback C(labforge.instructlab.run_report)) records for this step: RV(files),
+      RV(dataset_dir), RV(rows), RV(manifest_path), RV(fingerprint), RV(generated), RV(duration),
+      RV(ilab_version), RV(log_path), those of them that have a value. A failure adds C(path) (a path the file
+      layer refused) and C(log_path) when it has them."
+  returned: always
+  type: dict
 '''
 
 import os
@@ -219,7 +224,9 @@ from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_runner 
 from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_common import dotted_get
 from ansible_collections.labforge.instructlab.plugins.module_utils import _fingerprint as fpu
 from ansible_collections.labforge.instructlab.plugins.module_utils import _fs
+from ansible_collections.labforge.instructlab.plugins.module_utils import _ilab_yaml
 from ansible_collections.labforge.instructlab.plugins.module_utils import _ilab_serve as srv
+from ansible_collections.labforge.instructlab.plugins.module_utils import _report
 
 FAMILY = 'generate-[0-9a-f]{16}'
 STAGING_PREVIEW = fpu.STAGING_MARK + '...'
@@ -246,7 +253,7 @@ def resolve(module, runner):
     """Effective inputs: explicit options, else the configuration's values (and the
     configuration's generate section, which shapes the result too)."""
     p = module.params
-    cfg = runner.read_config()
+    cfg = _ilab_yaml.read_config(runner)
 
     def pick(opt, *keys):
         if p.get(opt) is not None:
@@ -264,8 +271,7 @@ def resolve(module, runner):
         sdg_scale_factor=pick('sdg_scale_factor', 'generate.sdg_scale_factor'),
         taxonomy_path=pick('taxonomy_path', 'generate.taxonomy_path'),
         taxonomy_base=pick('taxonomy_base', 'generate.taxonomy_base'),
-        output_dir=pick('output_dir', 'generate.output_dir') or os.path.join(
-            runner.home, '.local', 'share', 'instructlab', 'datasets'),
+        output_dir=pick('output_dir', 'generate.output_dir') or runner.paths.datasets,
         gpus=p['gpus'], num_cpus=p['num_cpus'], chunk_word_count=p['chunk_word_count'],
         server_ctx_size=p['server_ctx_size'], batch_size=p['batch_size'],
         max_num_tokens=p['max_num_tokens'], model_family=p['model_family'],
@@ -347,13 +353,6 @@ def build_argv(runner, eff, output_dir):
     ])
 
 
-def summary(manifest):
-    if not manifest:
-        return dict(dataset_dir=None)
-    return dict(dataset_dir=manifest.get('dir'), fingerprint=manifest.get('fingerprint'),
-                files=manifest.get('files'), rows=manifest.get('rows'))
-
-
 def main():
     argument_spec = ilab_argument_spec()
     argument_spec.update(
@@ -376,14 +375,14 @@ def main():
         timeout=dict(type='int', default=0),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    _report.attach(module, 'files', 'dataset_dir', 'rows', 'manifest_path', 'fingerprint', 'generated', 'duration',
+                   'ilab_version', 'log_path')
     run_guarded(module, run_module)
 
 
 def run_module(module):
     p = module.params
-    runner = IlabRunner.from_module(module)
-    runner.check_user()
-    runner.check_venv()
+    runner = IlabRunner.checked(module, venv=True)
     owner = runner.owner
     version = runner.ilab_version()
 
@@ -397,29 +396,21 @@ def run_module(module):
     final = os.path.join(output_dir, 'generate-' + fpu.short(fp))
     pointer = os.path.join(output_dir, fpu.GENERATE_POINTER)
 
-    def complete():
-        m = fpu.read_manifest(final)
-        files = m and [f for f in (m.get('files') or {}).values() if f]
-        return m if m and fpu.valid_manifest(m, fp, files or [None]) else None
-
-    existing = complete()
+    # complete: every file it names exists, and it names one
+    step = fpu.RunOnce(runner, final, fp, FAMILY, force=p['force'],
+                       files=lambda m: [f for f in (m.get('files') or {}).values() if f] or [None])
+    existing, run = step.existing, step.would_run
     before_ptr = fpu.read_pointer(pointer)
     before = fpu.latest_dataset(output_dir)
-    run = p['force'] or not existing
     argv_preview = build_argv(runner, eff, final + STAGING_PREVIEW)
 
     result = dict(changed=False, fingerprint=fp, inputs=inputs, dataset_dir=final,
                   manifest_path=fpu.manifest_path(final), generated=run, ilab_version=version,
                   cmd=' '.join(runner.mask_argv(argv_preview)), files={}, rows={})
 
-    manifest = existing
-    if run and not module.check_mode:
-        runner.ensure_dir(output_dir)
-        with fpu.Once(runner.state, owner, final, FAMILY) as once:
-            manifest = None if p['force'] else complete()   # another run may have finished meanwhile
-            result['generated'] = run = manifest is None
-            if run:
-                manifest = generate(module, runner, once, eff, inputs, fp, version, result)
+    manifest, run = step.run(module.check_mode, output_dir,
+                             lambda once: generate(module, runner, once, eff, inputs, fp, version, result))
+    result['generated'] = run
 
     if manifest:
         result['files'] = manifest.get('files') or {}
@@ -434,8 +425,7 @@ def run_module(module):
     result['changed'] = bool(run or pointer_changed)
     if module._diff:
         after = dict(dataset_dir=final, fingerprint=fp, files=result['files'], rows=result['rows'])
-        result['diff'] = dict(before=summary(before), after=after,
-                              before_header='%s (latest)' % pointer, after_header='%s (latest)' % pointer)
+        result['diff'] = fpu.diff(before, after, '%s (latest)' % pointer, dataset_dir='dir')
     module.exit_json(**result)
 
 

@@ -21,16 +21,15 @@ description:
   - Read-only; runs in check mode too.
 author:
   - labforge engineers (@labforge)
+extends_documentation_fragment:
+  - labforge.instructlab.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Asks the endpoint in check mode too (read-only).
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 options:
   url:
@@ -93,6 +92,13 @@ reason:
   returned: failure
   type: str
   sample: the name teacher-1.example.com does not resolve (Name or service not known)
+report:
+  description:
+    - "What the run report (callback C(labforge.instructlab.run_report)) records for this step: RV(url), RV(models),
+      RV(reason), those of them that have a value. A failure adds C(path) (a path the file layer refused) and
+      C(log_path) when it has them."
+  returned: always
+  type: dict
 '''
 
 import socket
@@ -101,6 +107,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.labforge.instructlab.plugins.module_utils._endpoint import (
     EndpointError, list_models, models_url)
+from ansible_collections.labforge.instructlab.plugins.module_utils import _report
 
 
 def failure_message(name, url, client, reason):
@@ -120,6 +127,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    _report.attach(module, 'url', 'models', 'reason')
     p = module.params
     url = p['url'].strip()
     if not url.startswith(('http://', 'https://')):

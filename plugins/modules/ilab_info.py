@@ -19,16 +19,14 @@ description:
 author:
   - labforge engineers (@labforge)
 extends_documentation_fragment:
+  - labforge.instructlab.attributes
   - labforge.instructlab.ilab
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed, when in diff mode.
     support: none
   idempotent:
-    description: When run twice in a row, the second run reports no change.
     support: full
 options:
   gather:
@@ -92,17 +90,31 @@ system:
   type: dict
   sample: {Platform: {sys.version: "3.11.2", os.cpu_count: "16"}, InstructLab: {instructlab.version: 0.26.1}}
 gpus:
-  description: GPUs reported by C(nvidia-smi) (empty without one).
+  description:
+    - GPUs reported by C(nvidia-smi) (empty without one), read as M(labforge.instructlab.gpu_info) reads
+      them, with the same keys (index, name, uuid, memory_total_mib, memory_used_mib, driver_version,
+      compute_cap, cuda_version).
   returned: when gpu is gathered
   type: list
   elements: dict
 gpu_status:
-  description: V(ok), V(no_nvidia_smi) or the failure class of C(nvidia-smi).
+  description: V(ok), V(no_nvidia_smi) or the failure class of C(nvidia-smi), as in M(labforge.instructlab.gpu_info).
   returned: when gpu is gathered
+  type: str
+gpu_error:
+  description: What went wrong, when C(gpu_status) is V(error).
+  returned: when gpu is gathered and gpu_status is error
   type: str
 gpu_profile:
   description: The InstructLab system profile these GPUs match (null when none), with the reason.
   returned: when gpu is gathered
+  type: dict
+report:
+  description:
+    - "What the run report (callback C(labforge.instructlab.run_report)) records for this step: RV(models),
+      RV(ilab_version), RV(config_path), those of them that have a value. A failure adds C(path) (a path the
+      file layer refused) and C(log_path) when it has them."
+  returned: always
   type: dict
 '''
 
@@ -113,11 +125,9 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_runner import (
     IlabRunner, ilab_argument_spec, run_guarded)
 from ansible_collections.labforge.instructlab.plugins.module_utils import _fs
-
-try:
-    from ansible_collections.labforge.instructlab.plugins.module_utils import _gpu
-except ImportError:  # pragma: no cover
-    _gpu = None
+from ansible_collections.labforge.instructlab.plugins.module_utils import _gpu
+from ansible_collections.labforge.instructlab.plugins.module_utils import _ilab_yaml
+from ansible_collections.labforge.instructlab.plugins.module_utils import _report
 
 
 def parse_model_list(text):
@@ -150,24 +160,14 @@ def parse_system_info(text):
 
 
 def gather_gpu(module, version):
-    res = dict(gpus=[], gpu_status='no_nvidia_smi', gpu_profile=None)
-    smi = module.get_bin_path('nvidia-smi')
-    if not smi or _gpu is None:
-        return res
-    rc, out, err = module.run_command(_gpu.query_argv(smi))
-    if rc != 0:
-        res['gpu_status'] = _gpu.classify_failure(rc, out, err)[0]
-        return res
-    try:
-        res['gpus'] = _gpu.parse_query_csv(out)
-    except ValueError as e:
-        res['gpu_status'] = 'error'
-        res['gpu_error'] = str(e)
-        return res
-    res['gpu_status'] = 'ok'
-    if version:
-        pid, reason = _gpu.choose_profile(res['gpus'], version)
-        res['gpu_profile'] = dict(id=pid, reason=reason)
+    """GPUs as labforge.instructlab.gpu_info reads them (the one reader, _gpu.read_gpus)."""
+    status, reason, gpus, _cuda, _commands = _gpu.read_gpus(module)
+    res = dict(gpus=gpus, gpu_status=status, gpu_profile=None)
+    if status == _gpu.STATUS_ERROR:
+        res['gpu_error'] = reason
+    if status == _gpu.STATUS_OK and version:
+        pid, why = _gpu.choose_profile(gpus, version)
+        res['gpu_profile'] = dict(id=pid, reason=why)
     return res
 
 
@@ -179,12 +179,12 @@ def main():
         model_dirs=dict(type='list', elements='path', default=[]),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    _report.attach(module, 'models', 'ilab_version', 'config_path')
     run_guarded(module, gather_facts)
 
 
 def gather_facts(module):
-    runner = IlabRunner.from_module(module)
-    runner.check_user()
+    runner = IlabRunner.checked(module)
     gather = set(module.params['gather'])
     installed = os.access(runner.ilab, os.X_OK)
     exists = _fs.isfile(runner.config_path)
@@ -194,10 +194,10 @@ def gather_facts(module):
     if 'version' in gather:
         result['ilab_version'] = version
     if 'config' in gather:
-        result['config'] = runner.read_config() if exists else {}
+        result['config'] = _ilab_yaml.read_config(runner) if exists else {}
     if 'models' in gather and installed and exists:
         opts = [('--model-dirs', module.params['model_dirs'])] if module.params['model_dirs'] else []
-        default_dir = os.path.join(runner.home, '.cache', 'instructlab', 'models')
+        default_dir = runner.paths.models
         if opts:
             opts = [('--model-dirs', [default_dir] + module.params['model_dirs'])]
         res = runner.run('ilab model list', runner.argv(['model', 'list'], opts),

@@ -23,17 +23,15 @@ description:
 author:
   - labforge engineers (@labforge)
 extends_documentation_fragment:
+  - labforge.instructlab.attributes
   - labforge.instructlab.ilab
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Asks the questions in check mode too (read-only).
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 options:
   questions:
@@ -145,6 +143,13 @@ model:
   description: The model asked.
   returned: always
   type: str
+report:
+  description:
+    - "What the run report (callback C(labforge.instructlab.run_report)) records for this step: RV(endpoint),
+      RV(model), RV(answers), RV(latency_total), those of them that have a value. A failure adds C(path) (a path
+      the file layer refused) and C(log_path) when it has them."
+  returned: always
+  type: dict
 '''
 
 import time
@@ -154,6 +159,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_runner import (
     IlabRunner, ilab_argument_spec)
 from ansible_collections.labforge.instructlab.plugins.module_utils import _ilab_serve as srv
+from ansible_collections.labforge.instructlab.plugins.module_utils import _report
 
 
 def ask_ilab(module, runner, question):
@@ -215,6 +221,7 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=[('method', 'http', ['endpoint_url'])])
+    _report.attach(module, 'endpoint', 'model', 'answers', 'latency_total')
     p = module.params
     if not p['questions']:
         module.fail_json(msg='questions is empty')
@@ -231,9 +238,7 @@ def main():
             answer, latency = ask_http(module, p['endpoint_url'], model, q)
             answers.append(dict(question=q, answer=answer, latency=round(latency, 3)))
     else:
-        runner = IlabRunner.from_module(module)
-        runner.check_user()
-        runner.check_venv()
+        runner = IlabRunner.checked(module, venv=True)
         for q in p['questions']:
             answer, latency, cmd = ask_ilab(module, runner, q)
             answers.append(dict(question=q, answer=answer, latency=round(latency, 3), cmd=cmd))

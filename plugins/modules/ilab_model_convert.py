@@ -31,17 +31,15 @@ description:
 author:
   - labforge engineers (@labforge)
 extends_documentation_fragment:
+  - labforge.instructlab.attributes
   - labforge.instructlab.ilab
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Computes the fingerprint and reports whether a conversion would run; runs nothing.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 options:
   src:
@@ -133,6 +131,13 @@ log_path:
   description: Log of the conversion.
   returned: always
   type: str
+report:
+  description:
+    - "What the run report (callback C(labforge.instructlab.run_report)) records for this step: RV(model_dir),
+      RV(gguf_path), RV(fingerprint), C(duration), RV(log_path), those of them that have a value. A failure adds
+      C(path) (a path the file layer refused) and C(log_path) when it has them."
+  returned: always
+  type: dict
 '''
 
 import json
@@ -146,6 +151,7 @@ from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_runner 
 from ansible_collections.labforge.instructlab.plugins.module_utils import _fingerprint as fpu
 from ansible_collections.labforge.instructlab.plugins.module_utils import _fs
 from ansible_collections.labforge.instructlab.plugins.module_utils import _ilab_serve as srv
+from ansible_collections.labforge.instructlab.plugins.module_utils import _report
 
 FAMILY_SUFFIX = '-[0-9a-f]{16}'
 F16_NAME = 'model-f16.gguf'
@@ -175,12 +181,6 @@ def checkpoint_problem(src):
     return 'src: %s; a Hugging Face model directory (config.json and weights) is needed' % detail
 
 
-def summary(manifest):
-    if not manifest:
-        return dict(gguf_path=None)
-    return dict(gguf_path=manifest.get('gguf_path'), fingerprint=manifest.get('fingerprint'))
-
-
 def main():
     argument_spec = ilab_argument_spec()
     argument_spec.update(
@@ -192,13 +192,13 @@ def main():
         timeout=dict(type='int', default=0),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    _report.attach(module, 'model_dir', 'gguf_path', 'fingerprint', 'duration', 'log_path')
     run_guarded(module, run_module)
 
 
 def run_module(module):
     p = module.params
-    runner = IlabRunner.from_module(module)
-    runner.check_user()
+    runner = IlabRunner.checked(module)
     src = os.path.normpath(p['src'])
     problem = checkpoint_problem(src)
     if problem:
@@ -208,7 +208,7 @@ def run_module(module):
     name = p['name'] or os.path.basename(src)
     if not name or '/' in name or name.startswith('.'):
         module.fail_json(msg='name %r cannot name a directory' % name)
-    output_dir = p['output_dir'] or os.path.join(runner.home, '.local', 'share', 'instructlab', 'converted')
+    output_dir = p['output_dir'] or runner.paths.converted
     quant = None if p['quantize'] == 'none' else p['quantize']
 
     cache = _fs.DigestCache(os.path.join(runner.state, 'digests.json'))
@@ -221,24 +221,15 @@ def run_module(module):
     gguf_name = 'model-%s.gguf' % quant if quant else F16_NAME
     log_name = 'ilab-model-convert-' + name
 
-    def complete():
-        m = fpu.read_manifest(final)
-        return m if fpu.valid_manifest(m, fp, [m and m.get('gguf_path')]) else None
-
-    existing = complete()
-    run = p['force'] or not existing
+    step = fpu.RunOnce(runner, final, fp, re.escape(name) + FAMILY_SUFFIX, files=lambda m: [m.get('gguf_path')],
+                       force=p['force'])
+    existing, run = step.existing, step.would_run
     result = dict(changed=run, converted=run, fingerprint=fp, inputs=inputs, model_dir=final,
                   gguf_path=os.path.join(final, gguf_name) if existing or not module.check_mode else None,
                   f16_path=os.path.join(final, F16_NAME), log_path=runner.log_path_for(log_name))
-    manifest = existing
-    if run and not module.check_mode:
-        runner.ensure_dir(output_dir)
-        family = re.escape(name) + FAMILY_SUFFIX
-        with fpu.Once(runner.state, runner.owner, final, family) as once:
-            manifest = None if p['force'] else complete()
-            result['changed'] = result['converted'] = run = manifest is None
-            if run:
-                manifest = convert(module, runner, once, src, quant, gguf_name, inputs, fp, version, log_name, result)
+    manifest, run = step.run(module.check_mode, output_dir, lambda once: convert(
+        module, runner, once, src, quant, gguf_name, inputs, fp, version, log_name, result))
+    result['changed'] = result['converted'] = run
     if manifest:
         result['gguf_path'] = manifest['gguf_path']
         result['log_path'] = manifest.get('log_path') or result['log_path']
@@ -246,8 +237,7 @@ def run_module(module):
             result['export_path'] = _fs.export(manifest['gguf_path'], os.path.join(
                 _fs.private_dir(os.path.join(runner.state, 'export')), '%s-converted.gguf' % name))
     if module._diff:
-        result['diff'] = dict(before=summary(existing), after=dict(gguf_path=result['gguf_path'], fingerprint=fp),
-                              before_header=final, after_header=final)
+        result['diff'] = fpu.diff(existing, dict(gguf_path=result['gguf_path'], fingerprint=fp), final)
     module.exit_json(**result)
 
 

@@ -57,17 +57,15 @@ description:
 author:
   - labforge engineers (@labforge)
 extends_documentation_fragment:
+  - labforge.instructlab.attributes
   - labforge.instructlab.ilab
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: For V(oci) the registry is queried (read-only) to report the digest that would be fetched.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
   idempotent:
-    description: When run twice in a row, the second run reports no change.
     support: full
 options:
   source:
@@ -314,6 +312,13 @@ log_path:
   description: Log of the download step.
   returned: when a download step ran
   type: str
+report:
+  description:
+    - "What the run report (callback C(labforge.instructlab.run_report)) records for this step: RV(path), RV(digest),
+      RV(manifest_digest), RV(files), RV(size), RV(log_path), RV(reason), those of them that have a value. A
+      failure adds C(path) (a path the file layer refused) and C(log_path) when it has them."
+  returned: always
+  type: dict
 '''
 
 import base64
@@ -331,6 +336,7 @@ from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_runner 
 from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_common import normalize_sha256
 from ansible_collections.labforge.instructlab.plugins.module_utils import _fingerprint as fpu
 from ansible_collections.labforge.instructlab.plugins.module_utils import _fs
+from ansible_collections.labforge.instructlab.plugins.module_utils import _report
 
 TITLE = 'org.opencontainers.image.title'
 INDEX_TYPES = ('application/vnd.oci.image.index.v1+json',
@@ -509,26 +515,25 @@ def same_content(have, want):
                                           and have[k].get('link') == want[k].get('link') for k in want)
 
 
-class Downloader(object):
-    def __init__(self, module, runner):
+class Source(object):
+    """One kind of source. A subclass says only what differs: ``probe`` (what the source
+    is now), ``compare`` (whether an existing target already is it) and ``fill`` (fetch
+    it into a staging directory). The driver (``Downloader``) does the rest once."""
+
+    # the staging directory is root's own (``fill`` runs as root); False: the service user's
+    private = True
+    fetched = spec = None
+    commit = None       # the commit a download came from (hf)
+    login = None        # RegistryLogin (oci)
+
+    def __init__(self, module, runner, cache, target):
         self.module = module
         self.runner = runner
         self.p = module.params
         self.owner = runner.owner
-        self.cache = _fs.DigestCache(os.path.join(runner.state, 'digests.json'))
+        self.cache = cache
+        self.target = target
         self.log_path = None
-        self.login = None
-        self.auth_path = None
-        self.registry = None
-
-    # ---------------------------------------------------------- workspace
-    def fetch(self, target, fill, private=True):
-        """Stage, ``fill(staging)`` (returns the path to place), place - under the target's lock.
-        ``private``: the staging directory is root's own (steps that run as root)."""
-        self.runner.ensure_dir(os.path.dirname(target))
-        with fpu.Once(self.runner.state, self.owner, target) as once:
-            once.clean_stale()
-            once.place(fill(once.stage(private=private)))
 
     def run(self, step, argv, **kw):
         res = self.runner.run(step, argv, timeout=self.p['timeout'], **kw)
@@ -538,25 +543,114 @@ class Downloader(object):
             raise Fail('%s failed' % step, res, step)
         return res
 
-    def files(self, target):
-        return target_files(target, self.cache, self.p['verify'])
+    def probe(self, check):
+        """Validate the options and learn what the source is: sets ``spec`` (what the download
+        record keeps) and ``fetched`` (what the result says a download fetches)."""
+        raise NotImplementedError
 
-    def fetch_reason(self, target, have):
-        if have is not None:
-            return 'forced'
-        if _fs.lstat(target) is not None:
-            return 'target is not a model of the service user (a planted link?): replaced'
-        return 'target missing'
+    def compare(self, have, record):
+        """``(up_to_date, reason)`` for a target with files ``have`` (and its download
+        ``record``), or None when the source cannot tell (the driver's reason applies)."""
+        raise NotImplementedError
 
-    def current(self, target):
-        """The target's files, or None when it is missing or not the account's own (a link the
-        account planted is then replaced by the download)."""
+    def fill(self, ws):
+        """Fetch into the staging directory ``ws``; returns the path to place."""
+        raise NotImplementedError
+
+
+class HfSource(Source):
+    """A Hugging Face repository (or one file of it), downloaded as the service user."""
+    private = False
+
+    def probe(self, check):
+        if not self.p['repository']:
+            raise Fail('source=hf needs repository')
+        self.spec = dict(source='hf', repository=self.p['repository'], filename=self.p['filename'],
+                         revision=self.p['revision'])
+        self.fetched = dict(self.spec)
+        self.token = self.hf_token()
+
+    def hf_token(self):
+        token = self.p['hf_token']
+        if not token and self.p['hf_token_file']:
+            try:
+                token = _fs.read_text(self.p['hf_token_file']).strip()
+            except (IOError, OSError) as e:
+                raise Fail('cannot read hf_token_file: %s' % e)
+        if token:
+            self.runner.add_secret(token)
+        return token
+
+    def hf_call(self, op, tmp=None):
+        """Run HF_SCRIPT as the service user; returns the commit the revision points at."""
+        spec = self.spec
+        args = json.dumps(dict(op=op, repository=spec['repository'], filename=spec['filename'],
+                               revision=spec['revision'], tmp=tmp))
+        env = {'HF_HUB_DISABLE_TELEMETRY': '1', 'HF_HUB_DISABLE_PROGRESS_BARS': '1'}
+        download = op == 'download'
+        res = self.runner.python('hf %s' % op, HF_SCRIPT, args=[args], changes_state=download,
+                                 env=env, secret_env={'HF_TOKEN': self.token} if self.token else None,
+                                 timeout=self.p['timeout'], log=download,
+                                 log_name='hf-download-%s' % os.path.basename(self.target))
+        if download:
+            self.log_path = res.log_path
+        if res.rc != 0:
+            raise Fail('hf %s failed' % op, res, 'hf %s' % op)
         try:
-            return self.files(target) if _fs.exists(target) else None
-        except _fs.UnsafePathError:
+            return json.loads(res.stdout.strip().splitlines()[-1])['commit']
+        except (ValueError, KeyError, IndexError):
             return None
 
-    # ---------------------------------------------------------------- oci
+    def moved(self, record):
+        """For a revision that is not a commit (a branch or tag moves): the new commit when it
+        moved since the recorded download, else None. Offline: a warning, no re-download."""
+        spec = self.spec
+        if COMMIT_RE.match(spec['revision'] or '') or not record.get('commit'):
+            return None
+        try:
+            commit = self.hf_call('resolve')
+        except Fail as e:
+            self.module.warn('could not re-check revision %s of %s (%s): keeping commit %s; pin a commit '
+                             'as revision to stop this check' % (spec['revision'], spec['repository'],
+                                                                 e.result.log_tail if e.result else e.msg,
+                                                                 record['commit']))
+            return None
+        return commit if commit and commit != record['commit'] else None
+
+    def describe(self):
+        spec = self.spec
+        return '%s%s@%s' % (spec['repository'], '/' + spec['filename'] if spec.get('filename') else '',
+                            spec.get('revision'))
+
+    def compare(self, have, record):
+        if not record or record.get('spec') != self.spec:
+            return False, 'target exists but was not downloaded from %s' % self.describe()
+        moved = self.moved(record)
+        if moved:
+            return False, 'revision %s moved from %s to %s' % (self.spec['revision'], record['commit'], moved)
+        if same_content(have, record.get('files') or {}):
+            self.commit = record.get('commit')
+            return True, 'target matches the recorded download of %s' % self.describe()
+        return False, 'target changed since the recorded download'
+
+    def fill(self, ws):
+        # the download runs as the service user, into its own staging directory
+        dl = os.path.join(ws, 'dl')
+        self.commit = self.hf_call('download', dl)
+        _fs.remove(os.path.join(dl, '.cache'))
+        if self.spec['filename']:
+            src = os.path.join(dl, self.spec['filename'])
+            if not _fs.isfile(src):
+                raise Fail('the download did not produce %s' % self.spec['filename'])
+            return src
+        return dl
+
+
+class OciSource(Source):
+    """A model image in an OCI registry (one layer a file), copied with skopeo as root."""
+    auth_path = None
+    registry = None
+
     def registry_password(self):
         """The password given by ``password`` or read from ``password_file`` (a 0600 file)."""
         if self.p['password'] is not None:
@@ -593,10 +687,10 @@ class Downloader(object):
         opts.append('--%stls-verify=%s' % ('src-' if copy else '', 'true' if self.p['tls_verify'] else 'false'))
         return opts
 
-    def inspect_raw(self, skopeo, ref_s):
+    def inspect_raw(self, ref_s):
         """``(digest, document)`` of the manifest or index ``ref_s`` names, as the registry sends it."""
         opts = self.skopeo_opts()
-        res = self.runner.run('skopeo inspect', [skopeo, 'inspect', '--raw', '--retry-times=2'] + opts + [ref_s],
+        res = self.runner.run('skopeo inspect', [self.skopeo, 'inspect', '--raw', '--retry-times=2'] + opts + [ref_s],
                               timeout=self.p['timeout'], changes_state=False, log=False, as_user=False)
         if res.rc != 0:
             err = (res.stderr or res.stdout or '').lower()
@@ -620,20 +714,20 @@ class Downloader(object):
             raise Fail('the registry returned no JSON manifest for %s' % ref_s)
         return digest, doc
 
-    def oci_inspect(self, ref):
+    def inspect(self, ref):
         """``(ref_s, manifest digest, manifest, files, index)``: ``index`` is ``None`` or
         ``{digest, platform}`` when the reference names an image index."""
-        skopeo = self.module.get_bin_path('skopeo')
-        if not skopeo:
+        self.skopeo = self.module.get_bin_path('skopeo')
+        if not self.skopeo:
             raise Fail('skopeo is required for source=oci (the instructlab role installs it)')
         ref_s = ref['base'] + ('@' + ref['digest'] if ref['digest'] and not ref['tag'] else ':' + ref['tag'])
-        digest, manifest = self.inspect_raw(skopeo, ref_s)
+        digest, manifest = self.inspect_raw(ref_s)
         index = None
         if manifest.get('mediaType') in INDEX_TYPES or 'manifests' in manifest:
             wanted = self.p['platform'] or host_platform()
             desc = select_manifest(manifest, wanted, ref_s)
             index = dict(digest=digest, platform=wanted)
-            digest, manifest = self.inspect_raw(skopeo, '%s@%s' % (ref['base'], desc['digest']))
+            digest, manifest = self.inspect_raw('%s@%s' % (ref['base'], desc['digest']))
             if digest != desc['digest']:
                 raise Fail('the registry sent a manifest with digest %s for %s@%s' % (digest, ref['base'], desc['digest']))
             if manifest.get('mediaType') in INDEX_TYPES or 'manifests' in manifest:
@@ -660,8 +754,8 @@ class Downloader(object):
             raise Fail('%s has no layers' % ref_s)
         return ref_s, digest, manifest, files, index
 
-    def oci(self, target, record, check):
-        ref = parse_oci(self.p['repository'], self.p['release'], self.p['digest'])
+    def probe(self, check):
+        ref = self.ref = parse_oci(self.p['repository'], self.p['release'], self.p['digest'])
         self.registry = ref['host']
         if self.p['platform'] and not PLATFORM_RE.match(self.p['platform']):
             raise Fail('platform must look like OS/ARCH or OS/ARCH/VARIANT (linux/arm64), got %r' % self.p['platform'])
@@ -669,55 +763,49 @@ class Downloader(object):
             self.login = RegistryLogin(self.runner, ref['host'], self.p['username'], self.registry_password())
             self.auth_path = self.login.prepare()
         try:
-            ref_s, digest, _manifest, layers, index = self.oci_inspect(ref)
+            self.ref_s, self.digest, _manifest, self.layers, index = self.inspect(ref)
             if self.login and not check:
                 self.auth_path = self.login.commit()
         finally:
             if self.login:
                 self.login.discard()
-        spec = dict(source='oci', repository=ref['base'], release=ref['tag'], manifest_digest=digest)
+        self.spec = dict(source='oci', repository=ref['base'], release=ref['tag'], manifest_digest=self.digest)
+        self.fetched = dict(source='oci', ref=self.ref_s, digest=self.digest, files=sorted(self.layers),
+                            size=sum(v['size'] or 0 for v in self.layers.values()))
         if index:
-            spec.update(index_digest=index['digest'], platform=index['platform'])
-        have = self.current(target)
-        if have is not None and not self.p['force']:
-            if set(have) == set(layers) and all(
-                    have[k].get('size') == layers[k]['size'] and have[k].get('sha256') == layers[k]['sha256']
-                    for k in layers):
-                return None, 'target matches %s (%s)' % (ref_s, digest), have, spec
-            reason = 'target differs from %s (%s)' % (ref_s, digest)
-        else:
-            reason = self.fetch_reason(target, have)
-        fetched = dict(source='oci', ref=ref_s, digest=digest, files=sorted(layers),
-                       size=sum(v['size'] or 0 for v in layers.values()))
-        if index:
-            fetched.update(index_digest=index['digest'], platform=index['platform'])
-        if check:
-            return fetched, reason, None, spec
-        skopeo = self.module.get_bin_path('skopeo', required=True)
-        self.target = target
+            self.spec.update(index_digest=index['digest'], platform=index['platform'])
+            self.fetched.update(index_digest=index['digest'], platform=index['platform'])
 
-        def fill(ws):
-            # skopeo runs as root (the auth file is root's), so it writes where only root can
-            # (a path that crosses no directory of the service account); the layers are then
-            # adopted by the account and moved into the staging directory.
-            # one per target: a killed run's leftover is removed here (this run holds the lock)
-            key = hashlib.sha256(target.encode('utf-8')).hexdigest()[:16]
-            scratch = os.path.join(_fs.private_dir(os.path.join(self.runner.state, 'tmp')), 'oci-' + key)
+    def compare(self, have, record):
+        layers = self.layers
+        if set(have) == set(layers) and all(
+                have[k].get('size') == layers[k]['size'] and have[k].get('sha256') == layers[k]['sha256']
+                for k in layers):
+            return True, 'target matches %s (%s)' % (self.ref_s, self.digest)
+        return False, 'target differs from %s (%s)' % (self.ref_s, self.digest)
+
+    def fill(self, ws):
+        # skopeo runs as root (the auth file is root's), so it writes where only root can
+        # (a path that crosses no directory of the service account); the layers are then
+        # adopted by the account and moved into the staging directory.
+        # one per target: a killed run's leftover is removed here (this run holds the lock)
+        key = hashlib.sha256(self.target.encode('utf-8')).hexdigest()[:16]
+        scratch = os.path.join(_fs.private_dir(os.path.join(self.runner.state, 'tmp')), 'oci-' + key)
+        _fs.remove(scratch)
+        _fs.makedirs(scratch, 0o700)
+        try:
+            return self.copy(os.path.join(scratch, 'layout'), ws)
+        finally:
             _fs.remove(scratch)
-            _fs.makedirs(scratch, 0o700)
-            try:
-                return self.oci_copy(skopeo, ref, digest, os.path.join(scratch, 'layout'), ws)
-            finally:
-                _fs.remove(scratch)
-        self.fetch(target, fill)
-        return fetched, reason, self.files(target), spec
 
-    def oci_copy(self, skopeo, ref, digest, layout, ws):
+    def copy(self, layout, ws):
+        digest = self.digest
         # --remove-signatures: as ilab model download 0.26.1 copies (an OCI layout cannot hold
         # the signatures of a signed image; skopeo would refuse the copy)
-        self.run('skopeo copy', [skopeo, 'copy', '--quiet', '--preserve-digests', '--remove-signatures', '--retry-times=2']
+        self.run('skopeo copy', [self.skopeo, 'copy', '--quiet', '--preserve-digests', '--remove-signatures',
+                                 '--retry-times=2']
                  + self.skopeo_opts(copy=True)
-                 + ['%s@%s' % (ref['base'], digest), 'oci:%s:%s' % (layout, 'model')],
+                 + ['%s@%s' % (self.ref['base'], digest), 'oci:%s:%s' % (layout, 'model')],
                  log_name='oci-download-%s' % os.path.basename(self.target), as_user=False)
         index = _fs.read_json(os.path.join(layout, 'index.json'), {})
         descs = index.get('manifests') or []
@@ -740,169 +828,133 @@ class Downloader(object):
             _fs.move_in(src, dst, 0o644, self.owner)
         return model
 
-    # ----------------------------------------------------------------- hf
-    def hf_token(self):
-        token = self.p['hf_token']
-        if not token and self.p['hf_token_file']:
-            try:
-                token = _fs.read_text(self.p['hf_token_file']).strip()
-            except (IOError, OSError) as e:
-                raise Fail('cannot read hf_token_file: %s' % e)
-        if token:
-            self.runner.add_secret(token)
-        return token
 
-    def hf_call(self, spec, token, op, tmp=None):
-        """Run HF_SCRIPT as the service user; returns the commit the revision points at."""
-        args = json.dumps(dict(op=op, repository=spec['repository'], filename=spec['filename'],
-                               revision=spec['revision'], tmp=tmp))
-        env = {'HF_HUB_DISABLE_TELEMETRY': '1', 'HF_HUB_DISABLE_PROGRESS_BARS': '1'}
-        download = op == 'download'
-        res = self.runner.python('hf %s' % op, HF_SCRIPT, args=[args], changes_state=download,
-                                 env=env, secret_env={'HF_TOKEN': token} if token else None,
-                                 timeout=self.p['timeout'], log=download,
-                                 log_name='hf-download-%s' % os.path.basename(self.target))
-        if download:
-            self.log_path = res.log_path
-        if res.rc != 0:
-            raise Fail('hf %s failed' % op, res, 'hf %s' % op)
-        try:
-            return json.loads(res.stdout.strip().splitlines()[-1])['commit']
-        except (ValueError, KeyError, IndexError):
-            return None
+class UrlSource(Source):
+    """One file over HTTP(S), checked against its sha256 while it is written."""
 
-    def hf_moved(self, spec, token, record):
-        """For a revision that is not a commit (a branch or tag moves): the new commit when it
-        moved since the recorded download, else None. Offline: a warning, no re-download."""
-        if COMMIT_RE.match(spec['revision'] or '') or not record.get('commit'):
-            return None
-        try:
-            commit = self.hf_call(spec, token, 'resolve')
-        except Fail as e:
-            self.module.warn('could not re-check revision %s of %s (%s): keeping commit %s; pin a commit '
-                             'as revision to stop this check' % (spec['revision'], spec['repository'],
-                                                                 e.result.log_tail if e.result else e.msg,
-                                                                 record['commit']))
-            return None
-        return commit if commit and commit != record['commit'] else None
-
-    def hf(self, target, record, check):
-        if not self.p['repository']:
-            raise Fail('source=hf needs repository')
-        spec = dict(source='hf', repository=self.p['repository'], filename=self.p['filename'],
-                    revision=self.p['revision'])
-        token = self.hf_token()
-        self.target = target
-        have = self.current(target)
-        if have is not None and not self.p['force']:
-            if record and record.get('spec') == spec:
-                moved = self.hf_moved(spec, token, record)
-                if moved:
-                    reason = 'revision %s moved from %s to %s' % (spec['revision'], record['commit'], moved)
-                elif same_content(have, record.get('files') or {}):
-                    self.commit = record.get('commit')
-                    return None, 'target matches the recorded download of %s' % self.describe(spec), have, spec
-                else:
-                    reason = 'target changed since the recorded download'
-            else:
-                reason = 'target exists but was not downloaded from %s' % self.describe(spec)
-        else:
-            reason = self.fetch_reason(target, have)
-        fetched = dict(source='hf', repository=spec['repository'], filename=spec['filename'],
-                       revision=spec['revision'])
-        if check:
-            return fetched, reason, None, spec
-
-        def fill(ws):
-            # the download runs as the service user, into its own staging directory
-            dl = os.path.join(ws, 'dl')
-            self.commit = self.hf_call(spec, token, 'download', dl)
-            _fs.remove(os.path.join(dl, '.cache'))
-            if spec['filename']:
-                src = os.path.join(dl, spec['filename'])
-                if not _fs.isfile(src):
-                    raise Fail('the download did not produce %s' % spec['filename'])
-                return src
-            return dl
-        self.fetch(target, fill, private=False)
-        return fetched, reason, self.files(target), spec
-
-    def describe(self, spec):
-        return '%s%s@%s' % (spec['repository'], '/' + spec['filename'] if spec.get('filename') else '',
-                            spec.get('revision'))
-
-    # ---------------------------------------------------------------- url
-    def url(self, target, record, check):
-        url = self.p['url']
-        if not url:
+    def probe(self, check):
+        if not self.p['url']:
             raise Fail('source=url needs url')
         if not self.p['checksum']:
             raise Fail('source=url needs checksum (the sha256 of the file)')
         try:
-            want = normalize_sha256(self.p['checksum'])
+            self.sha256 = normalize_sha256(self.p['checksum'])
         except ValueError as e:
             raise Fail(str(e))
-        spec = dict(source='url', url=url, sha256=want)
-        have = self.current(target)
-        if have is not None and len(have) == 1 and not self.p['force']:
-            if list(have.values())[0].get('sha256') == want:
-                return None, 'target has sha256 %s' % want, have, spec
-            reason = 'target sha256 differs from %s' % want
-        else:
-            reason = self.fetch_reason(target, have)
-        fetched = dict(source='url', url=url, sha256=want)
-        if check:
-            return fetched, reason, None, spec
+        self.spec = dict(source='url', url=self.p['url'], sha256=self.sha256)
+        self.fetched = dict(self.spec)
 
-        def fill(ws):
-            tmp = os.path.join(ws, os.path.basename(target))
-            rsp, info = fetch_url(self.module, url, timeout=self.p['timeout'] or 30)
-            if info.get('status') != 200 or rsp is None:
-                raise Fail('GET %s failed: HTTP %s %s' % (url, info.get('status'), info.get('msg')))
-            with _fs.open_write(tmp, 0o644, self.owner) as f:
-                while True:
-                    chunk = rsp.read(1024 * 1024)
-                    if not chunk:
-                        break
-                    f.write(chunk)
-                if f.sha.hexdigest() != want:
-                    raise Fail('sha256 mismatch for %s: got %s, expected %s' % (url, f.sha.hexdigest(), want))
-            return tmp
-        self.fetch(target, fill)
-        return fetched, reason, self.files(target), spec
+    def compare(self, have, record):
+        if len(have) != 1:
+            return None
+        if list(have.values())[0].get('sha256') == self.sha256:
+            return True, 'target has sha256 %s' % self.sha256
+        return False, 'target sha256 differs from %s' % self.sha256
 
-    # --------------------------------------------------------------- path
-    def path(self, target, record, check):
-        src = self.p['src']
+    def fill(self, ws):
+        url = self.p['url']
+        tmp = os.path.join(ws, os.path.basename(self.target))
+        rsp, info = fetch_url(self.module, url, timeout=self.p['timeout'] or 30)
+        if info.get('status') != 200 or rsp is None:
+            raise Fail('GET %s failed: HTTP %s %s' % (url, info.get('status'), info.get('msg')))
+        with _fs.open_write(tmp, 0o644, self.owner) as f:
+            while True:
+                chunk = rsp.read(1024 * 1024)
+                if not chunk:
+                    break
+                f.write(chunk)
+            if f.sha.hexdigest() != self.sha256:
+                raise Fail('sha256 mismatch for %s: got %s, expected %s' % (url, f.sha.hexdigest(), self.sha256))
+        return tmp
+
+
+class PathSource(Source):
+    """A model file or directory already on the host, copied through the file layer."""
+
+    def probe(self, check):
+        src = self.src = self.p['src']
         if not src or not _fs.exists(src):
             raise Fail('src %s does not exist on the host' % src)
-        is_dir = _fs.isdir(src)
-        want = target_files(src, self.cache, True)
-        spec = dict(source='path', src=os.path.abspath(src))
-        have = self.current(target)
-        if have is not None and not self.p['force'] and is_dir == _fs.isdir(target):
-            if not is_dir:
-                have = dict(zip(want, have.values()))
-            if same_content(have, want):
-                return None, 'target matches %s' % src, self.files(target), spec
-            reason = 'target differs from %s' % src
-        else:
-            reason = self.fetch_reason(target, have)
-        fetched = dict(source='path', src=src, files=sorted(want))
-        if check:
-            return fetched, reason, None, spec
+        self.is_dir = _fs.isdir(src)
+        self.want = target_files(src, self.cache, True)
+        self.spec = dict(source='path', src=os.path.abspath(src))
+        self.fetched = dict(source='path', src=src, files=sorted(self.want))
 
-        def fill(ws):
-            tmp = os.path.join(ws, 'model')
-            if is_dir:
-                got = _fs.copy_tree(src, tmp, self.owner)
-            else:
-                got = {os.path.basename(src): dict(sha256=_fs.copy_file(src, tmp, 0o644, self.owner))}
-            if not same_content(got, want):
-                raise Fail('copy of %s does not match its source (changed while copying?)' % src)
-            return tmp
-        self.fetch(target, fill)
-        return fetched, reason, self.files(target), spec
+    def compare(self, have, record):
+        if self.is_dir != _fs.isdir(self.target):
+            return None
+        if not self.is_dir:
+            have = dict(zip(self.want, have.values()))
+        if same_content(have, self.want):
+            return True, 'target matches %s' % self.src
+        return False, 'target differs from %s' % self.src
+
+    def fill(self, ws):
+        tmp = os.path.join(ws, 'model')
+        if self.is_dir:
+            got = _fs.copy_tree(self.src, tmp, self.owner)
+        else:
+            got = {os.path.basename(self.src): dict(sha256=_fs.copy_file(self.src, tmp, 0o644, self.owner))}
+        if not same_content(got, self.want):
+            raise Fail('copy of %s does not match its source (changed while copying?)' % self.src)
+        return tmp
+
+
+SOURCES = dict(hf=HfSource, oci=OciSource, url=UrlSource, path=PathSource)
+
+
+class Downloader(object):
+    """The driver, the same for every source: probe the source, compare with the target
+    (missing, forced, a planted link), stop there in check mode, else fetch into a staging
+    directory and place it atomically under the target's lock."""
+
+    def __init__(self, module, runner):
+        self.module = module
+        self.runner = runner
+        self.p = module.params
+        self.cache = _fs.DigestCache(os.path.join(runner.state, 'digests.json'))
+        self.source = None
+
+    def files(self, target):
+        return target_files(target, self.cache, self.p['verify'])
+
+    def current(self, target):
+        """The target's files, or None when it is missing or not the account's own (a link the
+        account planted is then replaced by the download)."""
+        try:
+            return self.files(target) if _fs.exists(target) else None
+        except _fs.UnsafePathError:
+            return None
+
+    def fetch_reason(self, target, have):
+        if have is not None:
+            return 'forced'
+        if _fs.lstat(target) is not None:
+            return 'target is not a model of the service user (a planted link?): replaced'
+        return 'target missing'
+
+    def fetch(self, target, fill, private=True):
+        """Stage, ``fill(staging)`` (returns the path to place), place - under the target's lock.
+        ``private``: the staging directory is root's own (steps that run as root)."""
+        self.runner.ensure_dir(os.path.dirname(target))
+        with fpu.Once(self.runner.state, self.runner.owner, target) as once:
+            once.clean_stale()
+            once.place(fill(once.stage(private=private)))
+
+    def run(self, target, record, check):
+        """``(fetched, reason, files, spec)``: ``fetched`` None when the target is up to date,
+        ``files`` None in check mode when it is not."""
+        src = self.source = SOURCES[self.p['source']](self.module, self.runner, self.cache, target)
+        src.probe(check)
+        have = self.current(target)
+        verdict = src.compare(have, record) if have is not None and not self.p['force'] else None
+        if verdict and verdict[0]:
+            return None, verdict[1], have, src.spec
+        reason = verdict[1] if verdict else self.fetch_reason(target, have)
+        if check:
+            return src.fetched, reason, None, src.spec
+        self.fetch(target, src.fill, private=src.private)
+        return src.fetched, reason, self.files(target), src.spec
 
 
 def default_name(p, module):
@@ -930,7 +982,7 @@ def main():
         auth_file=dict(type='path'),
         username=dict(type='str', no_log=True),
         password=dict(type='str', no_log=True),
-        password_file=dict(type='path'),
+        password_file=dict(type='path', no_log=False),   # a path, not the secret
         platform=dict(type='str'),
         cert_dir=dict(type='path'),
         tls_verify=dict(type='bool', default=True),
@@ -951,6 +1003,7 @@ def main():
         required_by=dict(password='username', password_file='username'),
         required_if=[('source', 'hf', ['repository']), ('source', 'oci', ['repository']),
                      ('source', 'url', ['url', 'checksum']), ('source', 'path', ['src'])])
+    _report.attach(module, 'path', 'digest', 'manifest_digest', 'files', 'size', 'log_path', 'reason')
     if module.params['username'] and module.params['password'] is None and not module.params['password_file']:
         module.fail_json(msg='username needs password or password_file')
     if module.params['source'] != 'oci':
@@ -968,8 +1021,7 @@ def record_path(runner, target):
 
 def download(module):
     p = module.params
-    runner = IlabRunner.from_module(module)
-    runner.check_user()
+    runner = IlabRunner.checked(module)
     if p['source'] == 'hf':
         runner.check_venv()
     result = dict(changed=False, fetched=None)
@@ -977,7 +1029,7 @@ def download(module):
         if p['dest']:
             target = p['dest']
         else:
-            model_dir = p['model_dir'] or os.path.join(runner.home, '.cache', 'instructlab', 'models')
+            model_dir = p['model_dir'] or runner.paths.models
             name = p['name'] or default_name(p, module)
             if not name or name.startswith('/') or '..' in name.split('/'):
                 raise Fail('cannot derive a safe model name (%r): set name or dest' % name)
@@ -989,7 +1041,7 @@ def download(module):
             before = dict(path=target, state='present', digest=(record or {}).get('digest'))
         else:
             before = dict(path=target, state='absent')
-        fetched, reason, have, spec = getattr(dl, p['source'])(target, record, module.check_mode)
+        fetched, reason, have, spec = dl.run(target, record, module.check_mode)
     except Fail as e:
         if e.result is not None:
             runner.fail(e.step, e.result, msg=e.msg, **result)
@@ -997,14 +1049,15 @@ def download(module):
     result['fetched'] = fetched
     result['reason'] = reason
     result['changed'] = fetched is not None
-    if dl.login:
-        result['auth_file'] = dl.login.path
-        if dl.login.changed:
+    src = dl.source
+    if src.login:
+        result['auth_file'] = src.login.path
+        if src.login.changed:
             result['changed'] = True
             result['reason'] = '%s; credentials for %s %s in %s' % (
-                reason, dl.login.host, 'would be saved' if module.check_mode else 'saved', dl.login.path)
-    if dl.log_path:
-        result['log_path'] = dl.log_path
+                reason, src.login.host, 'would be saved' if module.check_mode else 'saved', src.login.path)
+    if src.log_path:
+        result['log_path'] = src.log_path
     if have is not None:
         digest = spec.get('manifest_digest') or digest_of(have, _fs.isfile(target))
         result.update(digest=digest, files=public_files(have),
@@ -1013,10 +1066,10 @@ def download(module):
             result['manifest_digest'] = spec['manifest_digest']
         if spec.get('index_digest'):
             result.update(index_digest=spec['index_digest'], platform=spec['platform'])
-        if getattr(dl, 'commit', None):
-            result['commit'] = dl.commit
+        if src.commit:
+            result['commit'] = src.commit
         if not module.check_mode:
-            rec = dict(spec=spec, digest=digest, files=have, target=target, commit=getattr(dl, 'commit', None))
+            rec = dict(spec=spec, digest=digest, files=have, target=target, commit=src.commit)
             if rec != record:
                 path = record_path(runner, target)
                 _fs.private_dir(os.path.dirname(path))
@@ -1029,8 +1082,8 @@ def download(module):
             result.update(index_digest=fetched['index_digest'], platform=fetched['platform'])
     if module._diff:
         after = dict(path=target, state='present', digest=result.get('digest'))
-        if dl.login:
-            before['credentials'] = dl.login.before
+        if src.login:
+            before['credentials'] = src.login.before
             after['credentials'] = 'stored'
         result['diff'] = dict(before=before, after=after)
     module.exit_json(**result)

@@ -60,16 +60,21 @@ description:
     works offline, a score needs a judge that follows the judge prompt (a 7B-class instruct model).
     V(dk_bench) does not run offline - with C(OPENAI_API_KEY) set it failed with "Connection Error
     Connection error." (rc 1) from its check of the judge name at C(api.openai.com), before serving
-    the model. V(mmlu) does not - lm-eval loads C(cais/mmlu) from the Hugging Face Hub.
-    V(mmlu_branch) (local C(tasks_dir), O(skip_server)) and V(mt_bench_branch) (local taxonomy) need no
-    internet in principle but were not tried here.
+    the model. V(mmlu) does not - lm-eval loads its MMLU dataset (C(hails/mmlu_no_train), a copy of
+    C(cais/mmlu)) from the Hugging Face Hub. V(mmlu_branch) runs offline and scores without a judge -
+    C(ilab model evaluate --benchmark mmlu_branch --skip-server --few-shots 2 --batch-size 1) with the
+    tiny test-bed student as O(model) and O(base_model) and a 4-question C(mmlu_pr) task (written with
+    instructlab-sdg's own task builder) ran in a network namespace without any network (with
+    C(HF_HUB_OFFLINE=1), C(HF_DATASETS_OFFLINE=1)) - rc 0, 74 s on the loaded 2-core machine (34 s CPU),
+    both scores printed (0.25/1.0). Without those variables lm-eval still works but makes a DNS lookup.
+    V(mt_bench_branch) (local taxonomy) needs no internet in principle but was not tried here.
 author:
   - labforge engineers (@labforge)
 extends_documentation_fragment:
+  - labforge.instructlab.attributes
   - labforge.instructlab.ilab
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - Computes the fingerprint and returns the stored score when these inputs were evaluated
@@ -78,10 +83,8 @@ attributes:
         M(labforge.instructlab.ilab_model_train) predicted) reports that an evaluation would run, with
         RV(fingerprint) V(null).
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 options:
   benchmark:
@@ -93,6 +96,9 @@ options:
     description:
       - The model to evaluate (C(--model)) - a GGUF file (served with llama-cpp) or a Hugging Face
         model directory (vLLM). V(mmlu) and V(mmlu_branch) take a Hugging Face directory only.
+      - A Hugging Face directory must hold C(config.json), C(tokenizer.json) and C(tokenizer_config.json)
+        besides its weights, as C(ilab model evaluate) 0.26.1 requires (the same holds for O(base_model)
+        and a judge directory); one without them is refused before anything runs.
       - Its content is part of the fingerprint.
     type: path
     required: true
@@ -379,6 +385,13 @@ duration:
   description: Seconds the evaluation took.
   returned: when an evaluation ran, or from the manifest
   type: float
+report:
+  description:
+    - "What the run report (callback C(labforge.instructlab.run_report)) records for this step: RV(fingerprint),
+      RV(duration), RV(model), RV(log_path), those of them that have a value. A failure adds C(path) (a path the
+      file layer refused) and C(log_path) when it has them."
+  returned: always
+  type: dict
 '''
 
 import copy
@@ -395,7 +408,9 @@ from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_common 
 from ansible_collections.labforge.instructlab.plugins.module_utils import _evaluation as ev
 from ansible_collections.labforge.instructlab.plugins.module_utils import _fingerprint as fpu
 from ansible_collections.labforge.instructlab.plugins.module_utils import _fs
+from ansible_collections.labforge.instructlab.plugins.module_utils import _ilab_yaml
 from ansible_collections.labforge.instructlab.plugins.module_utils import _ilab_serve as srv
+from ansible_collections.labforge.instructlab.plugins.module_utils import _report
 
 FAMILY_SUFFIX = '-[0-9a-f]{16}'
 FIRST_N_ENV = 'INSTRUCTLAB_EVAL_FIRST_N_QUESTIONS'
@@ -430,6 +445,13 @@ def model_name(path):
     return os.path.basename(os.path.normpath(path))
 
 
+# What ilab model evaluate 0.26.1 requires of a Hugging Face directory besides weights
+# (instructlab/utils.py is_model_safetensors, used by validate_model for --model, --base-model and
+# --judge-model); without them ilab refuses it only after loading ("needs to be passed either a
+# safetensors directory or a GGUF file").
+HF_REQUIRED_FILES = ('config.json', 'tokenizer.json', 'tokenizer_config.json')
+
+
 def model_problem(option, path, hf_only=False):
     fmt, detail = srv.model_format(path)
     if fmt is None:
@@ -437,6 +459,14 @@ def model_problem(option, path, hf_only=False):
     if hf_only and fmt != 'hf':
         return '%s: %s is %s, but mmlu and mmlu_branch evaluate a Hugging Face model directory only' % (
             option, path, detail)
+    if fmt == 'hf':
+        names = _fs.listdir(path)
+        missing = [n for n in HF_REQUIRED_FILES if n not in names]
+        if missing:
+            return ('%s: the Hugging Face model directory %s has no %s; ilab model evaluate 0.26.1 takes a '
+                    'directory only with %s (save the tokenizer with a fast tokenizer, e.g. '
+                    'AutoTokenizer.from_pretrained(DIR).save_pretrained(DIR))' % (
+                        option, path, ', '.join(missing), ', '.join(HF_REQUIRED_FILES)))
     return None
 
 
@@ -492,7 +522,7 @@ def qna_rows(runner, paths):
     rows = []
     for path in paths:
         try:
-            data = runner.yaml_load(_fs.read_text(path))
+            data = _ilab_yaml.load(runner, _fs.read_text(path))
         except (IOError, OSError) as e:
             raise ValueError('qna_files: cannot read %s: %s' % (path, e))
         except ValueError as e:
@@ -580,12 +610,6 @@ def run_config(cfg, port):
     return cfg
 
 
-def summary(manifest):
-    if not manifest:
-        return dict(score=None)
-    return dict(score=manifest.get('score'), fingerprint=manifest.get('fingerprint'))
-
-
 def main():
     argument_spec = ilab_argument_spec()
     argument_spec.update(
@@ -615,6 +639,7 @@ def main():
         timeout=dict(type='int', default=0),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    _report.attach(module, 'fingerprint', 'duration', 'model', 'log_path')
     run_guarded(module, run_module)
 
 
@@ -624,8 +649,7 @@ def run_module(module):
     problem = check_params(p, benchmark)
     if problem:
         module.fail_json(msg=problem)
-    runner = IlabRunner.from_module(module)
-    runner.check_user()
+    runner = IlabRunner.checked(module)
     runner.add_secret(p['judge_api_key'])
     hf_only = benchmark in ('mmlu', 'mmlu_branch')
     missing = [o for o in ('model', 'base_model') if p[o] and _fs.stat_path(p[o]) is None]
@@ -640,7 +664,7 @@ def run_module(module):
             if problem:
                 module.fail_json(msg=problem)
     runner.check_venv()
-    cfg = runner.read_config()
+    cfg = _ilab_yaml.read_config(runner)
     if not cfg:
         module.fail_json(msg='config_path: no InstructLab configuration at %s (initialise it with '
                          'labforge.instructlab.ilab_config first)' % runner.config_path)
@@ -695,40 +719,28 @@ def run_module(module):
         cache.save()
     fp = fpu.fingerprint(inputs)
     name = p['name'] or benchmark
-    output_dir = p['output_dir'] or os.path.join(runner.home, '.local', 'share', 'instructlab', 'evaluations')
+    output_dir = p['output_dir'] or runner.paths.evaluations
     final = os.path.join(output_dir, '%s-%s' % (name, fpu.short(fp)))
     log_name = 'ilab-model-evaluate-' + name
 
-    def complete():
-        m = fpu.read_manifest(final)
-        if not fpu.valid_manifest(m, fp, [m and m.get('results_file')] if m and m.get('results_file') else []):
-            return None
-        return m if m.get('score') is not None else None
-
-    existing = complete()
-    run = p['force'] or not existing
+    step = fpu.RunOnce(runner, final, fp, re.escape(name) + FAMILY_SUFFIX,
+                       files=lambda m: [m['results_file']] if m.get('results_file') else [],
+                       accept=lambda m: m.get('score') is not None, force=p['force'])
+    existing, run = step.existing, step.would_run
     result = dict(changed=run, evaluated=run, fingerprint=fp, fingerprint_inputs=inputs, result_dir=final,
                   benchmark=benchmark, judge=judge, model=p['model'], max_score=ev.MAX_SCORE[benchmark],
                   score=None, base_score=None, turn_scores=None, error_rate=None, questions=None,
                   results_file=None, answers_file=None, log_path=runner.log_path_for(log_name))
-    manifest = existing
-    if run and not module.check_mode:
-        runner.ensure_dir(output_dir)
-        family = re.escape(name) + FAMILY_SUFFIX
-        with fpu.Once(runner.state, runner.owner, final, family) as once:
-            manifest = None if p['force'] else complete()
-            result['changed'] = result['evaluated'] = run = manifest is None
-            if run:
-                manifest = evaluate(module, runner, once, cfg, benchmark, judge, questions, limit, inputs, fp,
-                                    version, log_name, result)
+    manifest, run = step.run(module.check_mode, output_dir, lambda once: evaluate(
+        module, runner, once, cfg, benchmark, judge, questions, limit, inputs, fp, version, log_name, result))
+    result['changed'] = result['evaluated'] = run
     if manifest:
         for key in ('score', 'base_score', 'turn_scores', 'error_rate', 'questions', 'results_file', 'answers_file',
                     'log_path', 'cmd', 'duration'):
             if key in manifest:
                 result[key] = manifest[key]
     if module._diff:
-        result['diff'] = dict(before=summary(existing), after=dict(score=result['score'], fingerprint=fp),
-                              before_header=final, after_header=final)
+        result['diff'] = fpu.diff(existing, dict(score=result['score'], fingerprint=fp), final)
     module.exit_json(**result)
 
 
@@ -778,7 +790,7 @@ def evaluate(module, runner, once, cfg, benchmark, judge, questions, limit, inpu
     out_dir = os.path.join(staging, 'out')
     runner.ensure_dir(out_dir)
     config = os.path.join(staging, RUN_CONFIG)
-    _fs.write(config, runner.yaml_dump(run_config(cfg, free_port())), mode=0o600, owner=runner.owner)
+    _fs.write(config, _ilab_yaml.dump(runner, run_config(cfg, free_port())), mode=0o600, owner=runner.owner)
     runner.config_path = config
     argv = runner.argv('model evaluate', build_options(p, benchmark, judge, out_dir, questions_path))
     env = {FIRST_N_ENV: limit} if limit and benchmark in ('mt_bench', 'mt_bench_branch') else None

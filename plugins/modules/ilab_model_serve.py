@@ -51,17 +51,16 @@ description:
 author:
   - labforge engineers (@labforge)
 extends_documentation_fragment:
+  - labforge.instructlab.attributes
   - labforge.instructlab.ilab
+  - labforge.instructlab.ilab.initialised
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Shows the unit file and the service's configuration file.
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 options:
   name:
@@ -167,8 +166,6 @@ notes:
   - Needs systemd on the host and root (C(become=true)).
   - The unit's environment file lives in C(/var/lib/labforge/serve/) (root, 0700); its diff shows only
     the names of variables that may hold credentials (proxies, tokens), not their values.
-requirements:
-  - InstructLab installed in O(venv), initialised (M(labforge.instructlab.ilab_config)).
 seealso:
   - module: labforge.instructlab.ilab_model_chat
   - module: labforge.instructlab.ilab_model_train
@@ -285,6 +282,13 @@ tensor_parallel_size:
   returned: when O(backend=vllm) and O(state=started)
   type: int
   sample: 8
+report:
+  description:
+    - "What the run report (callback C(labforge.instructlab.run_report)) records for this step: RV(endpoint),
+      RV(healthy), RV(models), RV(unit), RV(restarts), RV(config_path), those of them that have a value. A
+      failure adds C(path) (a path the file layer refused) and C(log_path) when it has them."
+  returned: always
+  type: dict
 '''
 
 import copy
@@ -298,54 +302,19 @@ from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_runner 
     IlabRunner, ilab_argument_spec, run_guarded)
 from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_common import dotted_get, dotted_set
 from ansible_collections.labforge.instructlab.plugins.module_utils import _fs
+from ansible_collections.labforge.instructlab.plugins.module_utils import _ilab_yaml
+from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_paths import IlabPaths, private_xdg
 from ansible_collections.labforge.instructlab.plugins.module_utils import _ilab_serve as srv
+from ansible_collections.labforge.instructlab.plugins.module_utils._systemd import RUNNING_STATES, Systemd
+from ansible_collections.labforge.instructlab.plugins.module_utils import _report
 
-RUNNING_STATES = ('active', 'activating', 'reloading')
 # options that end up in the unit or its environment file
 UNIT_OPTIONS = ('name', 'model_path', 'host', 'venv', 'user', 'chat_template', 'model_family')
 # environment variables whose values are shown in a diff (the others may hold credentials)
 SHOWN_ENV = re.compile(r'^(HOME|USER|LOGNAME|LANG|LC_ALL|PATH|VIRTUAL_ENV|XDG_[A-Z_]+|PYTHONUNBUFFERED|NO_COLOR|TERM)$')
 LOOPBACK = re.compile(r'^(127\.\d+\.\d+\.\d+|::1|\[::1\]|localhost)$')
-
-
-class Systemd(object):
-    def __init__(self, module):
-        self.module = module
-        self.systemctl = module.get_bin_path('systemctl', required=True)
-
-    def run(self, *args, **kw):
-        return self.module.run_command([self.systemctl] + list(args), **kw)
-
-    def must(self, *args):
-        rc, out, err = self.run(*args)
-        if rc != 0:
-            self.module.fail_json(msg='systemctl %s failed (rc=%d): %s' % (' '.join(args), rc, (err or out).strip()))
-        return out
-
-    def is_active(self, unit):
-        rc, out, err = self.run('is-active', unit)
-        return out.strip() or 'unknown'
-
-    def is_enabled(self, unit):
-        rc, out, err = self.run('is-enabled', unit)
-        return out.strip() == 'enabled'
-
-    def show(self, unit, *props):
-        rc, out, err = self.run('show', unit, '-p', ','.join(props))
-        data = {}
-        for line in out.splitlines():
-            if '=' in line:
-                k, v = line.split('=', 1)
-                data[k] = v
-        return data
-
-    def journal(self, unit, lines=40):
-        journalctl = self.module.get_bin_path('journalctl')
-        if not journalctl:
-            return ''
-        rc, out, err = self.module.run_command([journalctl, '-u', unit, '-n', str(lines), '--no-pager',
-                                                '-o', 'cat'])
-        return out
+# what the module writes, as (key of current()/desired(), action that writes it)
+FILES = (('config', 'write config'), ('env', 'write environment'), ('unit', 'write unit'))
 
 
 def sorted_tree(data):
@@ -456,72 +425,53 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=[('state', 'started', ['model_path'])],
                            required_one_of=[('name', 'model_path')])
+    _report.attach(module, 'endpoint', 'healthy', 'models', 'unit', 'restarts', 'config_path')
     run_guarded(module, serve)
 
 
-def stop(module, systemd, result, unit, unit_path, env_path, svc_dir, cur_unit):
+class Service(object):
+    """The names of one service: its unit, unit file, root-only environment file, and
+    the service's own directory (configuration file and XDG directories)."""
+
+    def __init__(self, name, unit_dir, home):
+        self.name = name
+        self.unit = srv.unit_name(name)
+        self.unit_path = os.path.join(unit_dir, self.unit)
+        self.env_path = os.path.join(_fs.STATE_ROOT, 'serve', name + '.env')
+        self.dir = IlabPaths(home).serve_dir(name)
+        self.config_path = os.path.join(self.dir, 'config.yaml')
+        self.xdg = private_xdg(self.dir)
+
+    @classmethod
+    def from_params(cls, module, runner):
+        p = module.params
+        name = p['name'] or '%s-%d' % (os.path.splitext(os.path.basename(p['model_path'].rstrip('/')))[0], p['port'])
+        name = srv.safe_name(name)
+        if p['name'] and name != p['name']:
+            module.fail_json(msg='name %r: use letters, digits, ".", "_" and "-"' % p['name'])
+        return cls(name, p['unit_dir'], runner.home)
+
+    def result(self):
+        return dict(changed=False, name=self.name, unit=self.unit, unit_path=self.unit_path,
+                    config_path=self.config_path, env_path=self.env_path, actions=[])
+
+
+# ------------------------------------------------------------------ current
+def current(systemd, svc):
+    """What is installed now: the managed files (None when missing) and the unit's state."""
+    unit = read(svc.unit_path)
+    return dict(unit=unit, env=read(svc.env_path), config=read(svc.config_path),
+                env_exists=_fs.lstat(svc.env_path) is not None,
+                dir_exists=_fs.lstat(svc.dir) is not None,
+                active=systemd.is_active(svc.unit) if unit is not None else 'inactive',
+                enabled=unit is not None and systemd.is_enabled(svc.unit))
+
+
+# ------------------------------------------------------------------ desired
+def check_started(module, runner, svc, result):
+    """Refuse, before anything changes, what cannot be served: no venv or model, a model the
+    backend cannot serve, a port another process holds, vLLM missing, no configuration."""
     p = module.params
-    actions = result['actions']
-    state = systemd.is_active(unit) if cur_unit is not None else 'inactive'
-    if state in RUNNING_STATES or state == 'failed':
-        actions.append('stop')
-    if cur_unit is not None and systemd.is_enabled(unit):
-        actions.append('disable')
-    if p['state'] == 'absent':
-        if cur_unit is not None:
-            actions.append('remove unit')
-        if _fs.lstat(env_path) is not None:
-            actions.append('remove environment')
-        if _fs.lstat(svc_dir) is not None:
-            actions.append('remove config')
-    if not module.check_mode:
-        if 'stop' in actions:
-            systemd.must('stop', unit)
-        if 'disable' in actions:
-            systemd.must('disable', unit)
-        if 'remove unit' in actions:
-            _fs.remove(unit_path)
-            systemd.must('daemon-reload')
-            systemd.run('reset-failed', unit)
-        if 'remove environment' in actions:
-            _fs.remove(env_path)
-        if 'remove config' in actions:
-            _fs.remove(svc_dir)
-    result['changed'] = bool(actions)
-    if module._diff:
-        result['diff'] = [dict(before_header=unit_path, after_header=unit_path, before=cur_unit or '',
-                               after='' if p['state'] == 'absent' else (cur_unit or '')),
-                          dict(before_header='%s: state' % unit, after_header='%s: state' % unit,
-                               before=state + '\n', after='inactive\n')]
-    module.exit_json(**result)
-
-
-def serve(module):
-    p = module.params
-    check_inputs(module, p)
-    name = p['name'] or '%s-%d' % (os.path.splitext(os.path.basename(p['model_path'].rstrip('/')))[0], p['port'])
-    name = srv.safe_name(name)
-    if p['name'] and name != p['name']:
-        module.fail_json(msg='name %r: use letters, digits, ".", "_" and "-"' % p['name'])
-    runner = IlabRunner.from_module(module)
-    runner.check_user()
-    systemd = Systemd(module)
-
-    unit = srv.unit_name(name)
-    unit_path = os.path.join(p['unit_dir'], unit)
-    env_path = os.path.join(_fs.STATE_ROOT, 'serve', name + '.env')
-    svc_dir = os.path.join(runner.home, '.local', 'state', 'labforge', 'serve', name)
-    svc_cfg = os.path.join(svc_dir, 'config.yaml')
-    xdg = dict((key, os.path.join(svc_dir, 'xdg-' + key.split('_')[1].lower()))
-               for key in ('XDG_CONFIG_HOME', 'XDG_DATA_HOME', 'XDG_CACHE_HOME', 'XDG_STATE_HOME'))
-    result = dict(changed=False, name=name, unit=unit, unit_path=unit_path, config_path=svc_cfg,
-                  env_path=env_path, actions=[])
-    actions = result['actions']
-    cur_unit = read(unit_path)
-    if p['state'] in ('stopped', 'absent'):
-        stop(module, systemd, result, unit, unit_path, env_path, svc_dir, cur_unit)
-
-    # ---------------------------------------------------------------- started
     runner.check_venv()
     if not _fs.exists(p['model_path']):
         module.fail_json(msg='model %s does not exist' % p['model_path'], **result)
@@ -529,11 +479,11 @@ def serve(module):
     if why:
         module.fail_json(msg=why, **result)
     result['model_format'] = 'gguf' if p['backend'] == srv.LLAMA_CPP else 'hf'
-    held = [h for h in srv.listeners(p['port'], p['host']) if h.get('unit') != unit]
+    held = [h for h in srv.listeners(p['port'], p['host']) if h.get('unit') != svc.unit]
     if held:
         module.fail_json(msg='port %d is already held by %s: stop it or choose another port'
                          % (p['port'], srv.describe_process(held[0])), **result)
-    if p['backend'] == 'vllm':
+    if p['backend'] == srv.VLLM:
         res = runner.python('check vllm', 'import importlib.util; print(importlib.util.find_spec("vllm") is not None)')
         if res.rc != 0 or res.stdout.strip() != 'True':
             module.fail_json(msg='backend=vllm but vLLM is not installed in %s (use llama-cpp or install vllm)'
@@ -541,9 +491,17 @@ def serve(module):
     if not _fs.isfile(runner.config_path):
         module.fail_json(msg='%s does not exist: initialise InstructLab first (labforge.instructlab.ilab_config)'
                          % runner.config_path, **result)
-    cfg = desired_config(module, runner.read_config(), p)
-    new_cfg = runner.yaml_dump(sorted_tree(cfg))
-    svc_runner = IlabRunner(module, user=runner.user, venv=runner.venv, config_path=svc_cfg,
+
+
+def desired(module, runner, svc, result):
+    """What should be installed: ``{state}``, and for ``started`` the rendered
+    configuration, environment file and unit."""
+    p = module.params
+    if p['state'] != 'started':
+        return dict(state=p['state'])
+    check_started(module, runner, svc, result)
+    cfg = desired_config(module, _ilab_yaml.read_config(runner), p)
+    svc_runner = IlabRunner(module, user=runner.user, venv=runner.venv, config_path=svc.config_path,
                             log_dir=runner.log_dir)
     argv = svc_runner.argv(['model', 'serve'], [
         ('--model-path', p['model_path']),
@@ -554,101 +512,152 @@ def serve(module):
     ])
     if p['backend'] == srv.VLLM:
         result['vllm_args'], result['tensor_parallel_size'] = srv.vllm_effective_args(cfg)
-    env = runner.env(xdg)
+    env = runner.env(svc.xdg)
     env.pop('TMPDIR', None)
     try:
         group = grp.getgrgid(runner.pw.pw_gid).gr_name
     except KeyError:
         group = str(runner.pw.pw_gid)
-    gpu = p['backend'] == 'vllm' or dotted_get(cfg, 'serve.llama_cpp.gpu_layers', -1) != 0
+    gpu = p['backend'] == srv.VLLM or dotted_get(cfg, 'serve.llama_cpp.gpu_layers', -1) != 0
     try:
-        new_env = srv.render_env_file(env)
-        new_unit = srv.render_unit(
-            description='InstructLab model server %s (%s on %s:%d)' % (name, os.path.basename(p['model_path']),
+        want = dict(state='started', config=_ilab_yaml.dump(runner, sorted_tree(cfg)), env=srv.render_env_file(env))
+        want['unit'] = srv.render_unit(
+            description='InstructLab model server %s (%s on %s:%d)' % (svc.name, os.path.basename(p['model_path']),
                                                                        p['host'], p['port']),
-            user=runner.user, group=group, workdir=svc_dir, env_file=env_path, argv=argv,
-            rw_paths=[svc_dir], hardening=p['hardening'], devices=srv.gpu_devices() if gpu else ())
+            user=runner.user, group=group, workdir=svc.dir, env_file=svc.env_path, argv=argv,
+            rw_paths=[svc.dir], hardening=p['hardening'], devices=srv.gpu_devices() if gpu else ())
     except srv.UnitValueError as e:
         module.fail_json(msg='%s (from the task environment or the service user)' % e, **result)
+    result['endpoint'] = srv.base_url(p['host'], p['port']) + '/v1'
+    return want
 
-    cur_cfg = read(svc_cfg)
-    cur_env = read(env_path)
-    unit_changed = cur_unit != new_unit
-    cfg_changed = cur_cfg != new_cfg
-    env_changed = cur_env != new_env
-    if cfg_changed:
-        actions.append('write config')
-    if env_changed:
-        actions.append('write environment')
-    if unit_changed:
-        actions.append('write unit')
-        actions.append('daemon-reload')
-    state = systemd.is_active(unit) if cur_unit is not None else 'inactive'
-    enabled = cur_unit is not None and systemd.is_enabled(unit)
-    if not enabled:
+
+# ------------------------------------------------------------------ actions
+def plan(cur, want):
+    """The actions that take ``cur`` (current()) to ``want`` (desired()), in the order
+    they run: a pure function of the two."""
+    running = cur['active'] in RUNNING_STATES
+    actions = []
+    if want['state'] != 'started':
+        if running or cur['active'] == 'failed':
+            actions.append('stop')
+        if cur['enabled']:
+            actions.append('disable')
+        if want['state'] == 'absent':
+            for exists, action in ((cur['unit'] is not None, 'remove unit'), (cur['env_exists'], 'remove environment'),
+                                   (cur['dir_exists'], 'remove config')):
+                if exists:
+                    actions.append(action)
+        return actions
+    writes = [action for key, action in FILES if cur[key] != want[key]]
+    actions = writes + (['daemon-reload'] if 'write unit' in writes else [])
+    if not cur['enabled']:
         actions.append('enable')
-    if state in RUNNING_STATES:
-        if unit_changed or cfg_changed or env_changed:
-            actions.append('restart')
-    else:
+    if not running:
         actions.append('start')
-    if module._diff:
-        result['diff'] = [dict(before_header=unit_path, after_header=unit_path,
-                               before=cur_unit or '', after=new_unit),
-                          dict(before_header=env_path, after_header=env_path,
-                               before=shown_env(cur_env), after=shown_env(new_env)),
-                          dict(before_header=svc_cfg, after_header=svc_cfg,
-                               before=cur_cfg or '', after=new_cfg)]
+    elif writes:
+        actions.append('restart')
+    return actions
+
+
+def file_diff(path, before, after):
+    return dict(before_header=path, after_header=path, before=before or '', after=after or '')
+
+
+def diff(cur, want, svc):
+    if want['state'] == 'started':
+        return [file_diff(svc.unit_path, cur['unit'], want['unit']),
+                file_diff(svc.env_path, shown_env(cur['env']), shown_env(want['env'])),
+                file_diff(svc.config_path, cur['config'], want['config'])]
+    return [file_diff(svc.unit_path, cur['unit'], None if want['state'] == 'absent' else cur['unit']),
+            file_diff('%s: state' % svc.unit, cur['active'] + '\n', 'inactive\n')]
+
+
+def apply(runner, systemd, svc, want, actions):
+    """Run ``actions`` (plan()) in order."""
+    def write_env():
+        _fs.private_dir(os.path.dirname(svc.env_path))
+        _fs.write(svc.env_path, want['env'], 0o600)
+
+    def remove_unit():
+        _fs.remove(svc.unit_path)
+        systemd.forget(svc.unit)
+
+    steps = {
+        'write config': lambda: _fs.write(svc.config_path, want['config'], 0o640, runner.owner),
+        'write environment': write_env,
+        'write unit': lambda: _fs.write(svc.unit_path, want['unit'], 0o644),
+        'daemon-reload': systemd.daemon_reload,
+        'enable': lambda: systemd.enable(svc.unit),
+        'start': lambda: systemd.start(svc.unit),
+        'restart': lambda: systemd.restart(svc.unit),
+        'stop': lambda: systemd.stop(svc.unit),
+        'disable': lambda: systemd.disable(svc.unit),
+        'remove unit': remove_unit,
+        'remove environment': lambda: _fs.remove(svc.env_path),
+        'remove config': lambda: _fs.remove(svc.dir),
+    }
+    if want['state'] == 'started':
+        for d in svc.xdg.values():
+            runner.ensure_dir(d, 0o750)
+        runner.ensure_dir(IlabPaths(runner.home, svc.xdg).config_dir, 0o750)
+    for action in actions:
+        steps[action]()
+
+
+def verify(module, systemd, svc, result):
+    """After a start: wait until the endpoint serves the model (restarting an unhealthy
+    service once with restart_unhealthy), then exit with its state, or fail with its journal."""
+    p = module.params
+    actions = result['actions']
     url = srv.base_url(p['host'], p['port'])
-    result['endpoint'] = url + '/v1'
-    if module.check_mode:
-        result['changed'] = bool(actions)
-        result['healthy'] = None
-        module.exit_json(**result)
-
-    for d in xdg.values():
-        runner.ensure_dir(d, 0o750)
-    runner.ensure_dir(os.path.join(xdg['XDG_CONFIG_HOME'], 'instructlab'), 0o750)
-    if cfg_changed:
-        _fs.write(svc_cfg, new_cfg, 0o640, runner.owner)
-    if env_changed:
-        _fs.private_dir(os.path.dirname(env_path))
-        _fs.write(env_path, new_env, 0o600)
-    if unit_changed:
-        _fs.write(unit_path, new_unit, 0o644)
-        systemd.must('daemon-reload')
-    if 'enable' in actions:
-        systemd.must('enable', unit)
-    if 'restart' in actions:
-        systemd.must('restart', unit)
-    elif 'start' in actions:
-        systemd.run('reset-failed', unit)
-        systemd.must('start', unit)
-
-    def alive():
-        return systemd.is_active(unit) in RUNNING_STATES
 
     def wait():
-        return srv.wait_healthy(url, p['port'], p['host'], unit, p['model_path'], p['wait_timeout'], alive=alive)
+        return srv.wait_healthy(url, p['port'], p['host'], svc.unit, p['model_path'], p['wait_timeout'],
+                                alive=lambda: systemd.is_running(svc.unit))
 
     ok, info, waited, foreign = wait()
     if not ok and not foreign and p['restart_unhealthy'] and 'restart' not in actions and 'start' not in actions:
         actions.append('restart (unhealthy)')
-        systemd.must('restart', unit)
+        systemd.restart(svc.unit)
         ok, info, more, foreign = wait()
         waited += more
-    show = systemd.show(unit, 'MainPID', 'NRestarts', 'ActiveState')
+    show = systemd.show(svc.unit, 'MainPID', 'NRestarts', 'ActiveState')
     result.update(changed=bool(actions), healthy=ok, wait_seconds=round(waited, 1),
                   restarts=int(show.get('NRestarts') or 0) if (show.get('NRestarts') or '').isdigit() else None)
     if show.get('MainPID', '0').isdigit() and int(show['MainPID']) > 0:
         result['main_pid'] = int(show['MainPID'])
     if not ok:
-        result['journal_tail'] = systemd.journal(unit)
+        result['journal_tail'] = systemd.journal(svc.unit)
         module.fail_json(msg='%s is %s but not healthy within %ss: %s\n--- journal ---\n%s'
-                         % (unit, show.get('ActiveState', '?'), p['wait_timeout'], info,
+                         % (svc.unit, show.get('ActiveState', '?'), p['wait_timeout'], info,
                             result['journal_tail']), **result)
     result['models'] = info
     module.exit_json(**result)
+
+
+def serve(module):
+    """current state -> desired state -> actions -> apply (-> health)."""
+    p = module.params
+    check_inputs(module, p)
+    runner = IlabRunner.from_module(module)
+    svc = Service.from_params(module, runner)
+    runner.check_user()
+    systemd = Systemd(module)
+    result = svc.result()
+    cur = current(systemd, svc)
+    want = desired(module, runner, svc, result)
+    actions = result['actions'] = plan(cur, want)
+    if module._diff:
+        result['diff'] = diff(cur, want, svc)
+    if not module.check_mode:
+        apply(runner, systemd, svc, want, actions)
+    if module.check_mode or want['state'] != 'started':
+        result['changed'] = bool(actions)
+        if want['state'] == 'started':
+            result['healthy'] = None
+        module.exit_json(**result)
+    verify(module, systemd, svc, result)
 
 
 if __name__ == '__main__':

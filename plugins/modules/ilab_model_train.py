@@ -54,20 +54,19 @@ description:
 author:
   - labforge engineers (@labforge)
 extends_documentation_fragment:
+  - labforge.instructlab.attributes
   - labforge.instructlab.ilab
+  - labforge.instructlab.ilab.initialised
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - Computes the fingerprint and reports whether training would run; runs nothing.
       - A O(data_path) that does not exist yet (the dataset a dry run of M(labforge.instructlab.ilab_data_generate)
         predicted) reports that training would run, with RV(fingerprint) V(null).
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 options:
   name:
@@ -267,8 +266,6 @@ notes:
     wrote one; RV(model.hf_path), a Hugging Face directory, for vLLM (or for conversion to GGUF).
   - Phased training (O(strategy)) cannot run on CPU in InstructLab 0.26.1 (see O(strategy)); it also
     needs vLLM in the venv and the MT-Bench judge model for its evaluation.
-requirements:
-  - InstructLab installed in O(venv), initialised (M(labforge.instructlab.ilab_config)).
 seealso:
   - module: labforge.instructlab.ilab_data_generate
   - module: labforge.instructlab.ilab_model_serve
@@ -398,6 +395,21 @@ export_quantized_path:
   description: RV(model.gguf_quantized_path) exported like RV(export_path), as C(NAME-Q4_K_M.gguf).
   returned: when there is a quantized GGUF (full; not in check mode)
   type: str
+export_hf_path:
+  description:
+    - The chosen Hugging Face checkpoint (RV(model.hf_path)) exported like RV(export_path), file by file, as the
+      directory C(NAME-hf) in root's private directory - what a vLLM server is given (a rerun keeps a current
+      export), without the C(*.gguf) files the full pipeline writes beside it. A link or device in the
+      checkpoint is refused.
+  returned: when the model is a Hugging Face directory (full, accelerated; not in check mode)
+  type: str
+  sample: /var/lib/labforge/users/instructlab/export/train-hf
+export_hf_files:
+  description: The files of RV(export_hf_path), relative to it, sorted (what to fetch or ship).
+  returned: with RV(export_hf_path)
+  type: list
+  elements: str
+  sample: [config.json, model.safetensors, tokenizer.json, tokenizer_config.json]
 final_loss:
   description: The final training loss parsed from the log (C(train_loss), else the last C(loss)/C(total_loss)).
   returned: always (null when the log has none)
@@ -439,6 +451,14 @@ ilab_version:
   description: Installed InstructLab version.
   returned: always
   type: str
+report:
+  description:
+    - "What the run report (callback C(labforge.instructlab.run_report)) records for this step: RV(model_dir),
+      RV(hf_model_dir), RV(final_loss), RV(checkpoint_dir), RV(gguf_path), RV(export_hf_path), RV(manifest_path), RV(fingerprint),
+      RV(trained), RV(duration), RV(model), RV(ilab_version), RV(log_path), C(reason), those of them that have a
+      value. A failure adds C(path) (a path the file layer refused) and C(log_path) when it has them."
+  returned: always
+  type: dict
 '''
 
 import json
@@ -455,6 +475,9 @@ from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_common 
     dotted_get, TRAIN_PATH_KEYS)
 from ansible_collections.labforge.instructlab.plugins.module_utils import _fingerprint as fpu
 from ansible_collections.labforge.instructlab.plugins.module_utils import _fs
+from ansible_collections.labforge.instructlab.plugins.module_utils import _ilab_yaml
+from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_paths import IlabPaths, private_xdg
+from ansible_collections.labforge.instructlab.plugins.module_utils import _report
 
 # Creates the data-dir storage directories ilab checks for (storage_dirs_exist)
 # under the run's private XDG_DATA_HOME.
@@ -539,6 +562,11 @@ PHASED_OPTIONS = ('phased_phase1_data', 'phased_phase2_data', 'phased_mt_bench_j
 
 class TrainError(Exception):
     pass
+
+
+def staging_paths(staging):
+    """InstructLab's directories of a run: its own XDG tree inside the staging directory."""
+    return IlabPaths(staging, private_xdg(staging))
 
 
 def parse_final_loss(text):
@@ -684,7 +712,7 @@ def resolve_phased(module, eff):
 
 def resolve(module, runner):
     p = module.params
-    cfg = runner.read_config()
+    cfg = _ilab_yaml.read_config(runner)
 
     def pick(opt, key):
         if p.get(opt) is not None:
@@ -699,9 +727,8 @@ def resolve(module, runner):
         num_epochs=pick('num_epochs', 'train.num_epochs'),
         data_path=p['data_path'],
         test_data_path=p['test_data_path'],
-        datasets_dir=pick('datasets_dir', 'generate.output_dir') or os.path.join(
-            runner.home, '.local', 'share', 'instructlab', 'datasets'),
-        output_dir=p['output_dir'] or os.path.join(runner.home, '.local', 'share', 'instructlab', 'trained'),
+        datasets_dir=pick('datasets_dir', 'generate.output_dir') or runner.paths.datasets,
+        output_dir=p['output_dir'] or runner.paths.trained,
     )
     if eff['pipeline'] not in ('simple', 'full', 'accelerated'):
         module.fail_json(msg='unsupported pipeline %r' % eff['pipeline'])
@@ -713,7 +740,7 @@ def resolve(module, runner):
     eff['phased_mt_bench_judge'] = None
     if p['strategy']:
         judge = pick('phased_mt_bench_judge', 'train.phased_mt_bench_judge') or os.path.join(
-            runner.home, '.cache', 'instructlab', 'models', 'prometheus-eval', 'prometheus-8x7b-v2.0')
+            runner.paths.models, 'prometheus-eval', 'prometheus-8x7b-v2.0')
         if not _fs.isdir(judge):
             module.fail_json(msg='phased_mt_bench_judge: %s is not a model directory; strategy %s evaluates '
                              'the phase-2 checkpoints with MT-Bench and this judge model (InstructLab 0.26.1 '
@@ -810,7 +837,7 @@ def journal_best(runner, path):
     if not _fs.isfile(path):
         return None, None
     try:
-        journal = runner.yaml_load(_fs.read_text(path, limit=JOURNAL_LIMIT, errors='replace'))
+        journal = _ilab_yaml.load(runner, _fs.read_text(path, limit=JOURNAL_LIMIT, errors='replace'))
     except ValueError:
         return None, None
     final = (journal.get('final_output') if isinstance(journal, dict) else None) or {}
@@ -829,7 +856,7 @@ def collect(runner, staging, eff, log_text):
         tr = os.path.join(staging, 'training_results')
         out['checkpoint'] = numbered(subdirs(tr, 'checkpoint-'))
         out['hf_model'] = os.path.join(tr, 'final') if _fs.isdir(os.path.join(tr, 'final')) else None
-        g = os.path.join(staging, 'xdg-data', 'instructlab', 'checkpoints', 'ggml-model-f16.gguf')
+        g = os.path.join(staging_paths(staging).checkpoints, 'ggml-model-f16.gguf')
         if _fs.isfile(g):
             dest = os.path.join(staging, 'ggml-model-f16.gguf')
             _fs.rename(g, dest)
@@ -857,7 +884,7 @@ def collect(runner, staging, eff, log_text):
         if samples:
             out['hf_model'] = samples[-1]
             out['gguf'] = out['checkpoints'][-1]['gguf_path']
-    _fs.remove(os.path.join(staging, 'xdg-data'))
+    _fs.remove(staging_paths(staging).xdg['XDG_DATA_HOME'])
     _fs.remove(os.path.join(staging, 'data-output'))
 
     def rel(v):
@@ -901,13 +928,6 @@ def select_model(manifest, choice):
     return dict(format='hf', path=chosen['path'], checkpoint=chosen['name'], checkpoint_choice=used,
                 loss=chosen.get('loss'), score=chosen.get('score'), hf_path=chosen['path'],
                 gguf_path=chosen.get('gguf_path'), gguf_quantized_path=chosen.get('gguf_quantized_path')), warnings
-
-
-def summary(manifest):
-    if not manifest:
-        return dict(model_dir=None)
-    return dict(model_dir=manifest.get('dir'), fingerprint=manifest.get('fingerprint'),
-                gguf_path=manifest.get('gguf_path'), final_loss=manifest.get('final_loss'))
 
 
 def main():
@@ -954,6 +974,8 @@ def main():
         timeout=dict(type='int', default=0),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    _report.attach(module, 'model_dir', 'hf_model_dir', 'final_loss', 'checkpoint_dir', 'gguf_path', 'export_hf_path',
+                   'manifest_path', 'fingerprint', 'trained', 'duration', 'model', 'ilab_version', 'log_path', 'reason')
     if not re.match(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$', module.params['name']):
         module.fail_json(msg='name %r: use letters, digits, ".", "_" and "-"' % module.params['name'])
     run_guarded(module, run_module)
@@ -961,9 +983,7 @@ def main():
 
 def run_module(module):
     p = module.params
-    runner = IlabRunner.from_module(module)
-    runner.check_user()
-    runner.check_venv()
+    runner = IlabRunner.checked(module, venv=True)
     version = runner.ilab_version()
 
     eff = resolve(module, runner)
@@ -983,12 +1003,9 @@ def run_module(module):
     log_name = 'ilab-model-train-' + p['name']
     log_path = runner.log_path_for(log_name)
 
-    def complete():
-        m = fpu.read_manifest(final)
-        return m if fpu.valid_manifest(m, fp, [final]) else None
-
-    existing = complete()
-    run = p['force'] or not existing
+    family = re.escape(p['name'] + '-') + '[0-9a-f]{16}'
+    step = fpu.RunOnce(runner, final, fp, family, files=lambda m: [final], force=p['force'])
+    existing, run = step.existing, step.would_run
     simple = eff['pipeline'] == 'simple'
     preview_staging = final + fpu.STAGING_MARK + '...'
     preview_data = os.path.join(preview_staging, 'data') if simple else data['data']
@@ -999,15 +1016,9 @@ def run_module(module):
                   data=dict((k, v) for k, v in data.items()),
                   gguf_path=None, checkpoint_dir=None, hf_model_dir=None, final_loss=None)
 
-    manifest = existing
-    if run and not module.check_mode:
-        runner.ensure_dir(eff['output_dir'])
-        family = re.escape(p['name'] + '-') + '[0-9a-f]{16}'
-        with fpu.Once(runner.state, runner.owner, final, family) as once:
-            manifest = None if p['force'] else complete()   # another run may have finished meanwhile
-            result['changed'] = result['trained'] = run = manifest is None
-            if run:
-                manifest = train(module, runner, once, eff, data, inputs, fp, version, log_name, result)
+    manifest, run = step.run(module.check_mode, eff['output_dir'], lambda once: train(
+        module, runner, once, eff, data, inputs, fp, version, log_name, result))
+    result['changed'] = result['trained'] = run
 
     result['model'] = None
     if manifest:
@@ -1032,11 +1043,20 @@ def run_module(module):
                         src, os.path.join(export_dir, p['name'] + suffix))
                 else:   # no stale export of an earlier result under this name (root's own directory)
                     _fs.remove(os.path.join(runner.state, 'export', p['name'] + suffix))
+            # the chosen Hugging Face checkpoint, for a vLLM server (full, accelerated)
+            hf_dst = os.path.join(runner.state, 'export', p['name'] + '-hf')
+            if model and model['format'] == 'hf' and model.get('hf_path'):
+                export_dir = export_dir or _fs.private_dir(os.path.join(runner.state, 'export'))
+                # the GGUF files full training writes beside the checkpoint are not vLLM's
+                result['export_hf_files'] = _fs.export_tree(model['hf_path'], hf_dst,
+                                                            skip=lambda rel: rel.endswith('.gguf'))
+                result['export_hf_path'] = hf_dst
+            else:
+                _fs.remove(hf_dst)
     if module._diff:
         after = dict(model_dir=final, fingerprint=fp, gguf_path=result['gguf_path'],
                      final_loss=result['final_loss'])
-        result['diff'] = dict(before=summary(existing) if existing else dict(model_dir=None),
-                              after=after, before_header=final, after_header=final)
+        result['diff'] = fpu.diff(existing, after, final, model_dir='dir')
     module.exit_json(**result)
 
 
@@ -1056,7 +1076,7 @@ def train(module, runner, once, eff, data, inputs, fp, version, log_name, result
         data_arg = data['data']
     if eff['strategy']:   # --phased-base-dir must exist
         runner.ensure_dir(os.path.join(staging, 'phased'))
-    xdg = runner.ensure_dir(os.path.join(staging, 'xdg-data'))
+    xdg = runner.ensure_dir(staging_paths(staging).xdg['XDG_DATA_HOME'])
     env = dict(XDG_DATA_HOME=xdg)
     res = runner.python('prepare training data dir', MAKE_DATA_DIRS, env=env, cwd=staging)
     if res.rc != 0:

@@ -44,17 +44,16 @@ description:
 author:
   - labforge engineers (@labforge)
 extends_documentation_fragment:
+  - labforge.instructlab.attributes
   - labforge.instructlab.ilab
+  - labforge.instructlab.ilab.initialised
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Validation (including C(ilab taxonomy diff) on a staging copy) runs in check mode too.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
   idempotent:
-    description: When run twice in a row, the second run reports no change.
     support: full
 options:
   taxonomy_path:
@@ -118,8 +117,6 @@ options:
         offline).
     type: bool
     default: true
-requirements:
-  - InstructLab installed in O(venv) and initialised (M(labforge.instructlab.ilab_config)).
 notes:
   - A validation that passed is remembered by a fingerprint of the files' normalised text, the options
     that shape the checks, this module's checks and the installed InstructLab (the active venv and its
@@ -177,6 +174,13 @@ validation:
   returned: when at least one file was given
   type: str
   sample: cached
+report:
+  description:
+    - "What the run report (callback C(labforge.instructlab.run_report)) records for this step: RV(files),
+      RV(taxonomy_path), RV(changed_files), RV(log_path), RV(validation), those of them that have a value. A
+      failure adds C(path) (a path the file layer refused) and C(log_path) when it has them."
+  returned: always
+  type: dict
 '''
 
 import inspect
@@ -189,7 +193,9 @@ from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_runner 
     IlabRunner, ilab_argument_spec, run_guarded)
 from ansible_collections.labforge.instructlab.plugins.module_utils import _fingerprint as fpu
 from ansible_collections.labforge.instructlab.plugins.module_utils import _fs
+from ansible_collections.labforge.instructlab.plugins.module_utils import _ilab_yaml
 from ansible_collections.labforge.instructlab.plugins.module_utils import _taxonomy
+from ansible_collections.labforge.instructlab.plugins.module_utils import _report
 
 
 def _strip_strings(data):
@@ -319,6 +325,7 @@ def main():
         ilab_check=dict(type='bool', default=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    _report.attach(module, 'files', 'taxonomy_path', 'changed_files', 'log_path', 'validation')
     run_guarded(module, deploy)
 
 
@@ -327,13 +334,12 @@ def deploy(module):
     bad = _taxonomy.option_errors(p['max_words'], p['min_examples'])
     if bad:
         module.fail_json(msg='; '.join(bad))
-    runner = IlabRunner.from_module(module)
-    runner.check_user()
+    runner = IlabRunner.checked(module)
     taxonomy = p['taxonomy_path']
     if not taxonomy:
-        cfg = runner.read_config()
+        cfg = _ilab_yaml.read_config(runner)
         taxonomy = ((cfg.get('generate') or {}).get('taxonomy_path')
-                    or os.path.join(runner.home, '.local', 'share', 'instructlab', 'taxonomy'))
+                    or runner.paths.taxonomy)
         taxonomy = taxonomy.replace('~', runner.home, 1) if taxonomy.startswith('~') else taxonomy
     result = dict(changed=False, taxonomy_path=taxonomy, files=[], changed_files=[], word_counts={})
 
@@ -357,7 +363,7 @@ def deploy(module):
             continue
         seen.add(rel)
         try:
-            text = load_entry(entry, lambda d: runner.yaml_dump(d, block=True))
+            text = load_entry(entry, lambda d: _ilab_yaml.dump(runner, d, block=True))
         except (ValueError, IOError, OSError) as e:
             problems.append('%s: %s' % (label, e))
             continue

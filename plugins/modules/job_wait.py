@@ -33,6 +33,8 @@ description:
     that the privilege rule forbids.
 author:
   - labforge engineers (@labforge)
+extends_documentation_fragment:
+  - labforge.instructlab.attributes
 attributes:
   action:
     description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
@@ -41,13 +43,14 @@ attributes:
     description: Supports being used with the C(async) keyword.
     support: none
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Waiting only reads. A job that was not started (O(jid) empty, or the job unknown on the
       host) is reported as skipped without waiting.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
+  idempotent:
+    support: none
+    details: Returns the job's own result, so C(changed) is the job's on every call.
   platform:
     description: Target OS/families that can be operated against.
     support: full
@@ -69,6 +72,8 @@ options:
   poll:
     description:
       - Seconds between two checks of the job (each is one short connection to the host).
+      - The first checks come sooner (after 0.5 s, then twice as long each time, up to O(poll)), so
+        that a job with nothing to do is seen ended at once.
     type: int
     default: 10
   log:

@@ -84,7 +84,7 @@ def running(name, label, volumes, workdir, reuse=False):
             argv += ['-v', volume]
         sh(argv + [image, '/sbin/init'], env=env)
     try:
-        on(name, 'systemctl is-system-running --wait || true')
+        sh([os.path.join(TESTBED, 'wait-boot.sh'), name], check=False, env=env)
         inventory = os.path.join(workdir, 'hosts')
         with open(inventory, 'w') as f:
             f.write('%s ansible_connection=podman_pipelined ansible_python_interpreter=/usr/bin/python3\n' % name)

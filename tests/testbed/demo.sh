@@ -28,7 +28,7 @@ if [[ "$(podman container inspect -f '{{.State.Running}}' "$HOST" 2>/dev/null)" 
   podman run -d --name "$HOST" --hostname "$HOST" --systemd=always \
     --label labforge.test=demo "${volumes[@]}" "$image" /sbin/init >/dev/null
 fi
-podman exec "$HOST" systemctl is-system-running --wait >/dev/null || true
+"$TESTBED_DIR/wait-boot.sh" "$HOST" >/dev/null || true
 
 export ANSIBLE_CALLBACKS_ENABLED=labforge.instructlab.run_report,ansible.posix.profile_tasks
 export LABFORGE_REPORT_DIR="$root/reports"

@@ -74,17 +74,9 @@ podman network create "$net" >/dev/null || fail "podman network create failed"
 podman run -d --name "$a" --hostname "$a" --network "$net" --systemd=always \
   -v "$LABFORGE_CA_BUNDLE:/etc/ssl/certs/labforge-host-ca.crt:ro" "$image" /sbin/init >/dev/null ||
   fail "cannot start a test container from $image (see podman's message above; CONTAINERS_CONF=$CONTAINERS_CONF must select runc: Debian package runc)"
-# Until systemd answers at all (right after the start the bus is not up yet).
-state=
-for _ in $(seq 1 60); do
-  state=$(timeout 60 podman exec "$a" systemctl is-system-running --wait 2>/dev/null || true)
-  [[ -z "$state" ]] || break
-  sleep 1
-done
-case "$state" in
-  running|degraded) ok "systemd boots in a test container ($state)" ;;
-  *) fail "systemd does not boot in a test container from $image (state: '${state:-no answer in 60 s}'); podman needs runc (Debian package runc) and $CONTAINERS_CONF" ;;
-esac
+state=$("$TESTBED_DIR/wait-boot.sh" "$a" 120) ||
+  fail "systemd does not boot in a test container from $image (state: '$state'); podman needs runc (Debian package runc) and $CONTAINERS_CONF"
+ok "systemd boots in a test container ($state)"
 want=$(sha256sum <"$LABFORGE_CA_BUNDLE" | cut -d' ' -f1)
 got=$(podman exec "$a" sh -c 'sha256sum < /etc/ssl/certs/labforge-host-ca.crt' 2>/dev/null | cut -d' ' -f1 || true)
 [[ "$got" == "$want" ]] || fail "the CA bundle $LABFORGE_CA_BUNDLE is not mounted into test hosts at /etc/ssl/certs/labforge-host-ca.crt"

@@ -52,7 +52,8 @@ def site(name, extra=None):
                 continue
             status = 'failed' if r.get('failed') else 'skipped' if r.get('skipped') else \
                 'changed' if r.get('changed') else 'ok'
-            tasks.setdefault(status, []).append(task['task']['name'])
+            # a role's task is named 'ROLE : NAME' (the pipeline's steps are the role's)
+            tasks.setdefault(status, []).append(task['task']['name'].split(' : ', 1)[-1])
             if status == 'failed':
                 print('FAILED %s: %s' % (task['task']['name'], r.get('msg')))
     return res.returncode, data['stats'][HOST], tasks, log

@@ -1,23 +1,29 @@
-"""Every ``labforge_*`` variable of the playbooks is documented in one place,
-playbooks/README.md, and the playbooks' header comments point at files that
-exist."""
+"""Every ``labforge_*`` variable of the pipeline (the playbooks and the role
+labforge.instructlab.pipeline they call) is documented in one place,
+roles/pipeline/README.md, has a default in the role's defaults/main.yml and a
+specification in its meta/argument_specs.yml; the playbooks' header comments
+point at files that exist."""
 
 import glob
 import os
 import re
 
+import yaml
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-DOC = os.path.join(ROOT, 'playbooks', 'README.md')
+ROLE = os.path.join(ROOT, 'roles', 'pipeline')
+DOC = os.path.join(ROLE, 'README.md')
 VAR = re.compile(r"(?<![\w])(labforge_\w+)(?:\[['\"](\w+)['\"]\])?")
-MODEL_KEY = re.compile(r"__labforge_model\[['\"](\w+)['\"]\]")
+MODEL_KEY = re.compile(r"__pipeline_model\[['\"](\w+)['\"]\]")
 REGISTERED = re.compile(r"^\s*register:\s*(\w+)", re.M)
-REGISTER_VAR = re.compile(r"__labforge_register:\s*(\w+)")
+REGISTER_VAR = re.compile(r"__pipeline_register:\s*(\w+)")
 SET_FACT = re.compile(r"set_fact:\s*\n\s+[\"']?(labforge_\w+)[\"']?:")
 
 
 def playbook_files():
     return sorted(glob.glob(os.path.join(ROOT, 'playbooks', '*.yml'))
-                  + glob.glob(os.path.join(ROOT, 'playbooks', 'tasks', '*.yml')))
+                  + glob.glob(os.path.join(ROLE, 'tasks', '*.yml'))
+                  + glob.glob(os.path.join(ROLE, 'vars', '*.yml')))
 
 
 def read(path):
@@ -61,6 +67,7 @@ def test_the_pipeline_header_points_at_files_that_exist():
     # relative paths of the collection (absolute host paths and INVENTORY-style placeholders aside)
     files = re.findall(r'(?<![\w/.])((?:[a-z0-9_.-]+/)+(?:[A-Za-z0-9_.-]+\.(?:md|ya?ml))?)', '\n'.join(header))
     assert 'playbooks/README.md' in files
+    assert 'roles/pipeline/README.md' in files
     missing = [p for p in files if not os.path.exists(os.path.join(ROOT, p))]
     assert missing == [], 'playbooks/pipeline.yml points at %s' % missing
 
@@ -68,9 +75,9 @@ def test_the_pipeline_header_points_at_files_that_exist():
 def test_every_labforge_variable_of_the_playbooks_is_documented():
     doc = read(DOC)
     names, keys, registered, model_keys = used()
-    inputs = section(doc, '## Input variables')
-    results = section(doc, '## Results the playbook registers (or sets)')
-    models = section(doc, '### Model dictionaries')
+    inputs = section(doc, '### Input variables')
+    results = section(doc, '### Results the role registers (or sets)')
+    models = section(doc, '#### Model dictionaries')
     assert names - registered, 'no labforge_* variable found in playbooks/'
     assert sorted(n for n in names - registered if '`%s`' % n not in inputs) == []
     assert sorted(k for k in keys if '`%s`' % k not in inputs) == []
@@ -82,3 +89,45 @@ def test_the_documentation_names_no_variable_the_playbooks_do_not_read():
     names, keys, registered, model_keys = used()
     documented = set(re.findall(r'`(labforge_\w+(?:\.\w+)?)`', read(DOC)))
     assert sorted(d for d in documented if d not in names and d not in keys) == []
+
+
+def specs():
+    with open(os.path.join(ROLE, 'meta', 'argument_specs.yml')) as f:
+        return yaml.safe_load(f)['argument_specs']
+
+
+def test_every_input_has_a_default_and_a_specification():
+    """defaults/main.yml, the entry point main of meta/argument_specs.yml and the README's input
+    table name the same variables; the stages specify only variables of main."""
+    with open(os.path.join(ROLE, 'defaults', 'main.yml')) as f:
+        defaults = set(yaml.safe_load(f))
+    spec = specs()
+    main = set(spec['main']['options'])
+    names, _keys, registered, _model_keys = used()
+    inputs = set(re.findall(r'^\| `(labforge_\w+)` \|', section(read(DOC), '### Input variables'), re.M))
+    assert defaults == main
+    assert inputs == main
+    assert sorted((names - registered) - main) == []
+    for entry, body in spec.items():
+        assert sorted(set(body['options']) - main) == [], entry
+        for name, option in body['options'].items():
+            assert option == spec['main']['options'][name], (entry, name)
+
+
+def test_every_dictionary_key_the_role_reads_is_specified():
+    """A key the role reads from a labforge_* dictionary is among the keys its specification allows
+    (the specification refuses any other), and the README documents every allowed key."""
+    options = specs()['main']['options']
+    _names, keys, _registered, model_keys = used()
+    doc = read(DOC)
+    for key in sorted(keys):
+        var, sub = key.split('.')
+        assert sub in (options[var].get('options') or {}), key
+    for var in ('labforge_teacher_model', 'labforge_student_model'):
+        assert sorted(options[var]['options']) == sorted(model_keys), var
+        assert [k for k in model_keys if '`%s`' % k not in section(doc, '#### Model dictionaries')] == []
+    for var, option in options.items():
+        if var in ('labforge_teacher_model', 'labforge_student_model'):
+            continue
+        for sub in option.get('options') or {}:
+            assert '`%s.%s`' % (var, sub) in doc, '%s.%s' % (var, sub)

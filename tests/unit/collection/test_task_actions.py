@@ -28,7 +28,7 @@ from ansible.parsing.mod_args import ModuleArgsParser
 from ansible.plugins.loader import init_plugin_loader
 
 ROOT = sys.argv[1]
-PATTERNS = ("roles/*/tasks/*.yml", "roles/*/handlers/*.yml", "playbooks/*.yml", "playbooks/tasks/*.yml",
+PATTERNS = ("roles/*/tasks/*.yml", "roles/*/handlers/*.yml", "playbooks/*.yml",
             "molecule/*/*.yml", "tests/integration/playbooks/*.yml")
 PLAY_KEYS = {"hosts", "import_playbook", "ansible.builtin.import_playbook"}
 NESTED = ("block", "rescue", "always")

@@ -141,17 +141,19 @@ def test_progress_lines_are_printed_at_most_every_interval_and_the_jobs_result_i
              'Epoch 0\n' + '\r'.join(tqdm(s) for s in (1, 2, 3)),
              'Epoch 1\r\n' + '\r'.join(tqdm(s) for s in (10, 11, 12)) + '\r',
              '\x1b[32mBUILD START llama-cpp-python==0.3.2\x1b[0m\n[ 12/40] Building C object ggml.c.o']
-    host = FakeHost(clock, [RUNNING] * 10 + [done()],
-                    [{'job_pids': [4242], 'log_tail': tails[min(i // 2, len(tails) - 1)]} for i in range(10)])
+    host = FakeHost(clock, [RUNNING] * 14 + [done()],
+                    [{'job_pids': [4242], 'log_tail': tails[min(i // 3, len(tails) - 1)]} for i in range(14)])
     result = run_action(host, label='Install the lock', log=LOG, poll=10, progress_interval=30)
 
-    assert host.count(action_mod.STATUS_MODULE) == 11
+    assert host.count(action_mod.STATUS_MODULE) == 15
     assert result['rc'] == 0 and result['stdout'] == '{"hashes": {}}' and result['changed'] is True
     assert result['finished'] is True and result['ansible_job_id'] == JID
     assert not result.get('failed') and result['elapsed'] > 100
-    # one line at the first check, then one per 30 s of a 10 s poll (every third check), then the end
+    # the first checks come quickly (0.5, 1, 2, 4, 8 s apart), then every 10 s (the poll)
+    assert clock.sleeps == [0.5, 1, 2, 4, 8] + [10] * 9
+    # one line at the first check, then one per 30 s (not one per check), then the end
     progress = [line for line in shown if 'ended after' not in line]
-    assert 3 <= len(progress) <= 5, shown
+    assert 3 <= len(progress) <= 6, shown
     assert progress[0].startswith('[lf-host] Install the lock: 2s | ') and progress[0].endswith('(log %s)' % LOG)
     assert 'Downloading torch-2.6.0.whl' in progress[0]
     assert all(line.startswith('[lf-host] Install the lock: ') for line in shown)
@@ -191,7 +193,7 @@ def test_a_failed_job_fails_at_once_with_its_result_and_the_log_tail(clock, show
     assert result['log'] == LOG and result['log_tail'] == 'compiling\nerror: no compiler'
     assert [args['log'] for name, args in host.calls if name == 'labforge.instructlab.job_wait'] == [LOG, LOG]
     assert host.count(action_mod.STATUS_MODULE) == 2
-    assert clock.sleeps == [5]
+    assert clock.sleeps == [action_mod.FIRST_PAUSE]
 
 
 def test_the_log_path_is_expanded_on_the_host_not_on_the_controller(clock, shown):
@@ -219,6 +221,14 @@ def test_a_dead_job_fails_within_two_checks_with_the_log_tail(clock, shown):
     assert clock.sleeps == [action_mod.RECHECK]   # the confirming check comes early, not after a poll
 
 
+def test_a_job_with_nothing_to_do_is_seen_ended_at_once_not_after_a_poll(clock, shown):
+    # a rerun: the background module finds its result in place and ends within a second
+    host = FakeHost(clock, [RUNNING, done(changed=False)], [{'job_pids': [4242], 'log_tail': ''}])
+    result = run_action(host, label='Training', log=LOG, poll=60)
+    assert not result.get('failed') and result['changed'] is False
+    assert clock.sleeps == [0.5] and result['elapsed'] < 5
+
+
 def test_a_job_that_ended_between_the_two_looks_is_not_dead(clock, shown):
     # async_status saw it running, then its process was gone: it wrote its result meanwhile
     host = FakeHost(clock, [RUNNING, done()], [{'job_pids': [], 'log_tail': ''}])
@@ -236,7 +246,7 @@ def test_an_unreachable_host_propagates_at_once(clock, shown):
     host = FakeHost(clock, [RUNNING, AnsibleConnectionFailure('Failed to connect to the host via ssh')])
     with pytest.raises(AnsibleConnectionFailure):
         run_action(host, poll=10)
-    assert host.count(action_mod.STATUS_MODULE) == 2 and clock.sleeps == [10]
+    assert host.count(action_mod.STATUS_MODULE) == 2 and clock.sleeps == [action_mod.FIRST_PAUSE]
 
 
 def test_a_status_that_cannot_be_read_ends_the_wait(clock, shown):
@@ -253,7 +263,8 @@ def test_the_timeout_fails_naming_label_log_and_timeout(clock, shown):
     assert result['msg'] == ('Build CPython 3.11.9 on lf-host did not end within the timeout of 60 s (job %s '
                              'still running); log /home/py/build.log, its last lines are in log_tail' % JID)
     assert result['log_tail'] == 'make -j2' and 60 <= result['elapsed'] <= 80
-    assert host.count(action_mod.STATUS_MODULE) <= 5
+    # quick first checks (0.5, 1, 2, 4, 8 s apart), then one per poll
+    assert host.count(action_mod.STATUS_MODULE) <= 9
 
 
 def test_check_mode_without_a_started_job_is_skipped_without_waiting(clock, shown):

@@ -27,9 +27,13 @@ import pytest
 import yaml
 
 from ansible import constants as C
+from ansible.module_utils import basic
 from ansible.executor.stats import AggregateStats
 
 from ansible_collections.labforge.instructlab.plugins.callback import run_report
+from ansible_collections.labforge.instructlab.plugins.modules import gpu_info
+from ansible_collections.labforge.instructlab.tests.unit.plugins.modules.ilab_testlib import (
+    Exit, Fail, raiser, run_main)
 
 SECRET = 'sEcReT-0token-value-do-not-leak'
 ARG_MARKER = 'module-argument-marker-4711'
@@ -150,9 +154,10 @@ PROBE_MODULE = textwrap.dedent('''\
         module.exit_json(
             changed=not module.check_mode,
             final_loss=0.4321,
+            model_path='/returned/but/not/in/the/report',
             stdout='stdout is never recorded ' + module.params['marker'],
             password='never-recorded-password',
-            report=dict(rows=7, endpoint='http://127.0.0.1:8000/v1', api_token='never-recorded-api-token',
+            report=dict(final_loss=0.4321, rows=7, endpoint='http://127.0.0.1:8000/v1', api_token='never-recorded-api-token',
                         nested=dict(secret='never-recorded-nested', digest='sha256:abc')))
 
     if __name__ == '__main__':
@@ -337,6 +342,7 @@ def test_artifacts_and_report_contract(applied):
     assert probe['final_loss'] == 0.4321
     assert probe['rows'] == 7
     assert probe['nested'] == {'digest': 'sha256:abc'}
+    assert 'model_path' not in probe and '/returned/but/not' not in applied.text
     assert good['endpoint'] == 'http://127.0.0.1:8000/v1'
     assert by_task['Read the GPUs']['action'] == 'labforge.instructlab.gpu_info'
 
@@ -423,45 +429,28 @@ def test_sanitize_redacts_credentials_in_text():
     assert out['endpoint'] == 'http://127.0.0.1:8000/v1'
 
 
-def test_extract_artifacts_model_download():
+def test_extract_artifacts_reads_report_only():
     result = {
-        'changed': True, 'path': '/var/lib/instructlab/.cache/instructlab/models/granite',
-        'digest': 'sha256:0d2b', 'files': {'model.gguf': {'size': 1024, 'sha256': '0d2b'}}, 'size': 1024,
-        'fetched': {'source': 'oci'}, 'reason': 'not present', 'log_path': '/x/download.log',
+        'changed': True, 'path': '/var/lib/instructlab/.cache/instructlab/models/granite', 'digest': 'sha256:0d2b',
+        'files': {'model.gguf': {'size': 1024, 'sha256': '0d2b'}}, 'size': 1024, 'fetched': {'source': 'oci'},
         'invocation': {'module_args': {'password': 'p'}},
+        'report': {'path': '/var/lib/instructlab/.cache/instructlab/models/granite',
+                   'files': {'model.gguf': {'size': 1024, 'sha256': '0d2b'}}, 'api_key': 'k', 'log_path': '/x/d.log'},
     }
     out = run_report.extract_artifacts(result)
-    assert list(out) == ['path', 'digest', 'files', 'size', 'log_path', 'reason']
+    assert list(out) == ['path', 'files', 'log_path']
     assert out['files'] == {'model.gguf': {'size': 1024, 'sha256': '0d2b'}}
+    # no key list: what a result returns outside report is not an artifact
+    assert run_report.extract_artifacts(dict(result, report=None)) == {}
+    assert not hasattr(run_report, 'ARTIFACT_KEYS')
 
 
-def test_documented_artifact_keys():
-    doc = yaml.safe_load(run_report.DOCUMENTATION)
-    text = ' '.join(doc['description'])
-    for key in run_report.ARTIFACT_KEYS:
-        assert 'C(%s)' % key in text
-
-
-def test_extract_artifacts_train_and_chat():
-    train = run_report.extract_artifacts({
-        'changed': True, 'model_dir': '/var/lib/instructlab/models/m-1a2b', 'gguf_path': '/m/ggml-model-f16.gguf',
-        'checkpoint_dir': '/m/training_results/checkpoint-4', 'hf_model_dir': None, 'final_loss': 2.31,
-        'fingerprint': 'sha256:f00', 'trained': True, 'cmd': 'ilab model train --pipeline simple',
-        'log_path': '/l/ilab-model-train-m.log', 'duration': 19.2, 'ilab_version': '0.26.1'})
-    assert train == {'model_dir': '/var/lib/instructlab/models/m-1a2b', 'gguf_path': '/m/ggml-model-f16.gguf',
-                     'checkpoint_dir': '/m/training_results/checkpoint-4', 'final_loss': 2.31,
-                     'fingerprint': 'sha256:f00', 'trained': True, 'duration': 19.2, 'ilab_version': '0.26.1',
-                     'log_path': '/l/ilab-model-train-m.log'}
-    chat = run_report.extract_artifacts({
+def test_extract_artifacts_sanitises_report():
+    chat = run_report.extract_artifacts({'report': {
         'answers': [{'question': '2+2?', 'answer': '4', 'latency': 0.2, 'cmd': ['ilab', 'model', 'chat']}],
-        'latency_total': 0.2, 'endpoint': 'http://127.0.0.1:8000/v1', 'model': 'm.gguf'})
-    assert chat['answers'] == [{'question': '2+2?', 'answer': '4', 'latency': 0.2}]
-    assert list(chat) == ['endpoint', 'model', 'answers', 'latency_total']
-
-
-def test_extract_artifacts_report_key_overrides():
-    out = run_report.extract_artifacts({'rows': 3, 'report': {'rows': 5, 'final_loss': 1.5, 'token': 't'}})
-    assert out == {'rows': 5, 'final_loss': 1.5}
+        'endpoint': 'http://bob:pw@127.0.0.1:8000/v1', 'token': 't', 'stdout': 'x'}})
+    assert chat == {'answers': [{'question': '2+2?', 'answer': '4', 'latency': 0.2}],
+                    'endpoint': 'http://***@127.0.0.1:8000/v1'}
 
 
 class _Host:
@@ -500,9 +489,12 @@ def test_callback_serve_and_censored(tmp_path):
     secret = _Task('Download', 'labforge.instructlab.ilab_model_download', 'u3')
     cb.v2_runner_on_start(h, serve)
     cb.v2_runner_on_ok(_result(h, serve, {'changed': True, 'endpoint': 'http://10.0.0.5:8000/v1',
-                                          'model_path': '/m/model.gguf'}))
-    cb.v2_runner_on_ok(_result(h, chat, {'changed': False, 'answers': ['4'], 'url': 'http://other/v1'}))
-    cb.v2_runner_on_failed(_result(h, secret, {'censored': 'hidden', '_ansible_no_log': True, 'path': '/s'}))
+                                          'model_path': '/m/model.gguf',
+                                          'report': {'endpoint': 'http://10.0.0.5:8000/v1'}}))
+    cb.v2_runner_on_ok(_result(h, chat, {'changed': False, 'answers': ['4'], 'url': 'http://other/v1',
+                                         'report': {'url': 'http://other/v1', 'answers': ['4']}}))
+    cb.v2_runner_on_failed(_result(h, secret, {'censored': 'hidden', '_ansible_no_log': True, 'path': '/s',
+                                               'report': {'path': '/s'}}))
     stats = AggregateStats()
     stats.increment('ok', 'gpu1')
     stats.increment('changed', 'gpu1')
@@ -511,6 +503,8 @@ def test_callback_serve_and_censored(tmp_path):
     host = report['hosts']['gpu1']
     assert host['endpoint'] == 'http://10.0.0.5:8000/v1'
     assert [a['task'] for a in host['artifacts']] == ['Serve', 'Chat']
+    assert host['artifacts'][0]['endpoint'] == 'http://10.0.0.5:8000/v1'
+    assert 'model_path' not in host['artifacts'][0]   # returned, but not in the module's report
     assert host['artifacts'][1]['answers'] == ['4']
     assert [s['status'] for s in host['steps']] == ['changed', 'ok', 'failed']
     assert host['steps'][2]['no_log'] is True and 'msg' not in host['steps'][2]
@@ -527,3 +521,31 @@ def test_callback_never_raises(tmp_path):
     cb._display = types.SimpleNamespace(warning=warnings.append, display=lambda *a, **k: None)
     cb.v2_runner_on_ok(types.SimpleNamespace(host=None, task=None, result=None))
     assert warnings and 'could not record a result' in warnings[0]
+
+
+def test_a_modules_report_reaches_the_run_report(tmp_path, monkeypatch):
+    """The artifact entry of a step is what the module put in ``report`` (module_utils._report),
+    in its order, with no key list in the callback: here gpu_info's own main() on a host
+    without nvidia-smi, and a made-up name only a module's report knows."""
+    monkeypatch.setattr(basic.AnsibleModule, 'get_bin_path', lambda self, *a, **k: None)
+    monkeypatch.setattr(basic.AnsibleModule, 'exit_json', raiser(Exit))
+    monkeypatch.setattr(basic.AnsibleModule, 'fail_json', raiser(Fail))
+    kind, result = run_main(gpu_info.main, {})
+    assert kind == 'exit', result
+    assert list(result['report']) == ['ilab_version', 'reason']
+    cb = _callback(tmp_path)
+    h = _Host('cpu1')
+    gpu = _Task('Read the GPUs', 'labforge.instructlab.gpu_info', 'g1')
+    probe = _Task('Probe', 'labforge.instructlab.some_new_module', 'g2')
+    cb.v2_runner_on_ok(_result(h, gpu, json.loads(json.dumps(result))))
+    cb.v2_runner_on_ok(_result(h, probe, {'changed': False, 'rows': 3, 'path': '/p',
+                                          'report': {'export_hf_path': '/e/hf', 'rows': 3}}))
+    stats = AggregateStats()
+    stats.increment('ok', 'cpu1')
+    host = cb.build_report(stats)['hosts']['cpu1']
+    first, second = host['artifacts']
+    assert list(first) == ['step', 'task', 'action', 'status', 'ilab_version', 'reason']
+    assert dict(first, step=None, task=None, action=None, status=None) == dict(
+        result['report'], step=None, task=None, action=None, status=None)
+    assert first['reason'] == result['reason'] and host['gpu']['status'] == result['status']
+    assert list(second)[4:] == ['export_hf_path', 'rows']    # 'path' was not in the report

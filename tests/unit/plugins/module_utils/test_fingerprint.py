@@ -132,6 +132,86 @@ def test_once_serialises_runs_of_one_output(tmp_path):
     assert events == ['first out', 'second in']
 
 
+class FakeRunner(object):
+    """What RunOnce needs of an IlabRunner."""
+
+    def __init__(self, tmp_path):
+        self.state, self.owner, self.dirs = state(tmp_path), None, []
+
+    def ensure_dir(self, path):
+        self.dirs.append(path)
+        _fs.makedirs(path)
+
+
+def files(manifest):
+    return manifest.get('files') or [None]
+
+
+def _work(fp, names, calls):
+    def work(once):
+        calls.append(once)
+        staging = once.stage()
+        for name in names:
+            write(os.path.join(staging, name), name)
+        m = fpu.write_manifest(staging, dict(fingerprint=fp, files=[os.path.join(once.final, n) for n in names]))
+        once.place()
+        return m
+    return work
+
+
+def test_run_once_runs_then_finds_the_stored_result(tmp_path):
+    out = str(tmp_path / 'out')
+    fp = fpu.fingerprint({'step': 'x'})
+    final = os.path.join(out, 'x-' + fpu.short(fp))
+    runner, calls = FakeRunner(tmp_path), []
+    step = fpu.RunOnce(runner, final, fp, 'x-[0-9a-f]{16}', files=files)
+    assert (step.existing, step.would_run) == (None, True)
+    # check mode predicts, runs nothing
+    assert step.run(True, out, _work(fp, ['a'], calls)) == (None, True)
+    assert calls == [] and runner.dirs == [] and not os.path.exists(out)
+    manifest, ran = step.run(False, out, _work(fp, ['a'], calls))
+    assert ran is True and len(calls) == 1 and runner.dirs == [out]
+    assert manifest['files'] == [os.path.join(final, 'a')] and fpu.read_manifest(final) == manifest
+    # a second run of the same fingerprint: the stored result, nothing runs
+    again = fpu.RunOnce(runner, final, fp, 'x-[0-9a-f]{16}', files=files)
+    assert again.existing == manifest and again.would_run is False
+    assert again.run(False, out, _work(fp, ['a'], calls)) == (manifest, False)
+    assert again.run(True, out, _work(fp, ['a'], calls)) == (manifest, False)
+    assert len(calls) == 1
+    # force runs again; a result whose file is gone, or another fingerprint's, is no result
+    forced = fpu.RunOnce(runner, final, fp, files=files, force=True)
+    assert forced.existing == manifest and forced.would_run is True
+    assert forced.run(False, out, _work(fp, ['b'], calls))[1] is True and len(calls) == 2
+    os.remove(os.path.join(final, 'b'))
+    assert fpu.RunOnce(runner, final, fp, files=files).existing is None
+    assert fpu.stored(final, fpu.fingerprint({'step': 'y'})) is None
+    assert fpu.stored(final, fp, accept=lambda m: 'score' in m) is None
+    assert fpu.stored(final, fp) == fpu.read_manifest(final)
+
+
+def test_run_once_takes_a_result_placed_while_it_waited(tmp_path):
+    out = str(tmp_path / 'out')
+    fp = fpu.fingerprint({'step': 'x'})
+    final = os.path.join(out, 'x-' + fpu.short(fp))
+    runner, calls = FakeRunner(tmp_path), []
+    step = fpu.RunOnce(runner, final, fp)
+    assert step.would_run
+    with fpu.Once(runner.state, None, final) as other:   # another run, done meanwhile
+        _work(fp, ['a'], [])(other)
+    manifest, ran = step.run(False, out, _work(fp, ['a'], calls))
+    assert ran is False and calls == [] and manifest == fpu.read_manifest(final)
+
+
+def test_diff_shows_the_stored_result_against_the_new_one():
+    after = dict(model_dir='/o/train-1', fingerprint='f2', gguf_path='/o/train-1/m.gguf')
+    assert fpu.diff(None, after, '/o/train-1') == dict(
+        before=dict(model_dir=None), after=after, before_header='/o/train-1', after_header='/o/train-1')
+    stored = dict(dir='/o/train-0', fingerprint='f1', gguf_path='/o/train-0/m.gguf', cmd='ilab model train')
+    assert fpu.diff(stored, after, 'H', model_dir='dir')['before'] == dict(
+        model_dir='/o/train-0', fingerprint='f1', gguf_path='/o/train-0/m.gguf')
+    assert fpu.diff(stored, dict(score=0.5, fingerprint='f2'), 'H')['before'] == dict(score=None, fingerprint='f1')
+
+
 def sleeper(**kw):
     return subprocess.Popen(['sleep', '60'], start_new_session=True, **kw)
 

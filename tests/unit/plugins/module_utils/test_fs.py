@@ -15,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import hashlib
+import errno
 import os
 import signal
 import stat
@@ -268,6 +269,65 @@ def test_export_names_the_checked_file_in_roots_directory(bed):
     with pytest.raises(_fs.UnsafePathError):
         _fs.export(model, dst)
     assert open(dst).read() == 'GGUF' and canary_intact(bed)
+
+
+def _hf_checkpoint(bed):
+    ckpt = os.path.join(bed.home, 'samples_16')
+    os.makedirs(os.path.join(ckpt, 'sub'))
+    for rel, data in (('config.json', '{}'), ('model.safetensors', 'W' * 64), ('sub/tokenizer.json', 'T')):
+        with open(os.path.join(ckpt, rel), 'w') as f:
+            f.write(data)
+    as_account(ckpt, os.path.join(ckpt, 'sub'),
+               *[os.path.join(ckpt, r) for r in ('config.json', 'model.safetensors', 'sub/tokenizer.json')])
+    return ckpt
+
+
+def test_export_tree_links_the_checked_files_and_keeps_a_current_export(bed):
+    ckpt = _hf_checkpoint(bed)
+    dst = os.path.join(bed.root, 'export', 'train-hf')
+    assert _fs.export_tree(ckpt, dst) == ['config.json', 'model.safetensors', 'sub/tokenizer.json']
+    for rel in ('config.json', 'model.safetensors', 'sub/tokenizer.json'):
+        assert os.stat(os.path.join(dst, rel)).st_ino == os.stat(os.path.join(ckpt, rel)).st_ino
+    assert stat.S_IMODE(os.stat(dst).st_mode) == 0o700 and os.stat(dst).st_uid == 0
+    ino = os.stat(dst).st_ino
+    _fs.export_tree(ckpt, dst)                       # a rerun: the export is current, kept
+    assert os.stat(dst).st_ino == ino
+    os.unlink(os.path.join(ckpt, 'config.json'))     # the checkpoint changed: a new export, whole
+    _fs.export_tree(ckpt, dst)
+    assert os.stat(dst).st_ino != ino and sorted(os.listdir(dst)) == ['model.safetensors', 'sub']
+    assert [n for n in os.listdir(os.path.dirname(dst)) if n != 'train-hf'] == []   # no temporary left
+
+
+def test_export_tree_refuses_a_link_in_the_tree_and_keeps_the_old_export(bed):
+    ckpt = _hf_checkpoint(bed)
+    dst = os.path.join(bed.root, 'export', 'train-hf')
+    _fs.export_tree(ckpt, dst)
+    link = os.path.join(ckpt, 'sub', 'tokenizer.json')
+    os.unlink(link)
+    os.symlink(bed.canary, link)                     # the account points a name at root's file
+    as_account(link)
+    with pytest.raises(_fs.UnsafePathError, match='tokenizer.json is a symbolic link'):
+        _fs.export_tree(ckpt, dst)
+    assert open(os.path.join(dst, 'sub', 'tokenizer.json')).read() == 'T' and canary_intact(bed)
+
+
+def test_export_tree_copies_across_file_systems_keep_the_time(bed, monkeypatch):
+    ckpt = _hf_checkpoint(bed)
+    dst = os.path.join(bed.root, 'export', 'train-hf')
+    real_link = os.link
+
+    def cross_device(*a, **kw):
+        raise OSError(errno.EXDEV, 'Invalid cross-device link')
+    monkeypatch.setattr(os, 'link', cross_device)
+    _fs.export_tree(ckpt, dst)
+    st = os.stat(os.path.join(dst, 'model.safetensors'))
+    src = os.stat(os.path.join(ckpt, 'model.safetensors'))
+    assert st.st_ino != src.st_ino and st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o600
+    assert st.st_mtime_ns == src.st_mtime_ns
+    ino = os.stat(dst).st_ino
+    _fs.export_tree(ckpt, dst)                       # current copies are not copied again
+    assert os.stat(dst).st_ino == ino
+    monkeypatch.setattr(os, 'link', real_link)
 
 
 def test_digest_cache_reuses_and_invalidates(tmp_path, monkeypatch):

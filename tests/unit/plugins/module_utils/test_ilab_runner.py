@@ -192,6 +192,10 @@ def test_switch_user_uses_user_group_and_no_extra_groups(runner, monkeypatch):
     assert kw['start_new_session'] is True
     kw = runner._popen_kwargs({}, None, as_user=False)
     assert 'user' not in kw and kw['cwd'] == '/'
+    # what root makes for the account is the account's (_fs.owner_for); as the account: no chown
+    assert runner.owner == (4242, 4343)
+    monkeypatch.setattr(os, 'geteuid', lambda: 4242)
+    assert not runner.switch_user and runner.owner is None
 
 
 def test_check_user_fails_for_missing_user(tmp_path):
@@ -200,18 +204,30 @@ def test_check_user_fails_for_missing_user(tmp_path):
         r.check_user()
 
 
-def test_ilab_version_and_read_config(tmp_path):
+def test_checked_checks_the_user_then_the_venv(tmp_path):
+    venv = tmp_path / 'venv'
+    (venv / 'bin').mkdir(parents=True)
+    module = FakeModule()
+    module.params = dict(user=ME, venv=str(venv), config_path=None, log_dir=str(tmp_path / 'logs'))
+    r = R.IlabRunner.checked(module)   # no ilab in the venv: only the user is checked
+    assert (r.user, r.venv, r.log_dir) == (ME, str(venv), str(tmp_path / 'logs'))
+    with pytest.raises(RuntimeError, match='ilab not found at %s' % r.ilab):
+        R.IlabRunner.checked(module, venv=True)
+    script(venv / 'bin', 'ilab', 'exit 0\n')
+    assert R.IlabRunner.checked(module, venv=True).ilab == r.ilab
+    module.params['user'] = 'no-such-user-lfm6'
+    with pytest.raises(RuntimeError, match='does not exist'):
+        R.IlabRunner.checked(module, venv=True)
+
+
+def test_ilab_version(tmp_path):
     venv = tmp_path / 'venv'
     (venv / 'bin').mkdir(parents=True)
     py = venv / 'bin' / 'python'
     py.write_text('#!/bin/sh\n[ "$1" = "-c" ] && case "$2" in *importlib.metadata*) echo 0.26.1;; esac\n')
     py.chmod(0o755)
-    cfg = tmp_path / 'config.yaml'
-    cfg.write_text('serve:\n  server:\n    port: 8000\n')
-    r = R.IlabRunner(FakeModule(), user=ME, venv=str(venv), config_path=str(cfg))
+    r = R.IlabRunner(FakeModule(), user=ME, venv=str(venv))
     assert r.ilab_version() == '0.26.1'
-    assert r.read_config() == {'serve': {'server': {'port': 8000}}}
-    assert r.read_config(str(tmp_path / 'missing.yaml')) == {}
     r2 = R.IlabRunner(FakeModule(), user=ME, venv=str(tmp_path / 'none'))
     assert r2.ilab_version() is None
 
@@ -220,24 +236,6 @@ def test_mask_longest_first(runner):
     runner.add_secret('abc')
     runner.add_secret('abcdef')
     assert runner.mask('x abcdef y abc') == 'x ******** y ********'
-
-
-@pytest.mark.parametrize('host_has_yaml', [True, False])
-def test_yaml_with_and_without_host_pyyaml(tmp_path, monkeypatch, host_has_yaml):
-    """Without PyYAML on the host python (Debian minimal), the venv's python does YAML."""
-    import sys
-    venv = tmp_path / 'venv'
-    (venv / 'bin').mkdir(parents=True)
-    os.symlink(sys.executable, str(venv / 'bin' / 'python'))
-    monkeypatch.setattr(R, 'HAS_YAML', host_has_yaml)
-    r = R.IlabRunner(FakeModule(), user=ME, venv=str(venv))
-    assert r.yaml_load('a:\n  b: [1, 2]\n') == {'a': {'b': [1, 2]}}
-    with pytest.raises(ValueError, match='expected'):
-        r.yaml_load('a: [1\n')
-    assert r.yaml_dump({'z': 1, 'a': 'x\ny\n'}, block=True) == 'z: 1\na: |\n  x\n  y\n'
-    cfg = tmp_path / 'c.yaml'
-    cfg.write_text('serve:\n  server:\n    port: 8000\n')
-    assert r.read_config(str(cfg)) == {'serve': {'server': {'port': 8000}}}
 
 
 def test_start_missing_program_raises(runner):
@@ -277,3 +275,44 @@ def test_log_replaces_a_planted_link_and_status_follows_the_job(runner, tmp_path
     assert canary.read_text() == 'keep' and not os.path.islink(job.status_path)
     import json
     assert json.load(open(job.status_path))['state'] == 'finished'
+
+
+class ToolModule(FakeModule):
+    """get_bin_path/run_command of AnsibleModule, recorded."""
+
+    def __init__(self, found):
+        FakeModule.__init__(self)
+        self.found = found
+        self.calls = []
+
+    def get_bin_path(self, name, required=False, opt_dirs=None):
+        self.calls.append(('which', name, required, opt_dirs))
+        path = self.found.get(name)
+        if not path and required:
+            self.fail_json(msg='Failed to find required executable "%s"' % name)
+        return path
+
+    def run_command(self, argv, **kw):
+        self.calls.append(('run', argv, kw))
+        return 0, 'active\n', ''
+
+
+def test_host_tool_runs_through_run_command():
+    """systemctl, journalctl and nvidia-smi: found once, run as the module's user with run_command."""
+    m = ToolModule({'nvidia-smi': '/usr/local/nvidia/bin/nvidia-smi'})
+    smi = R.HostTool(m, 'nvidia-smi', opt_dirs=['/usr/local/nvidia/bin'], env={'LC_ALL': 'C'})
+    assert smi.path == '/usr/local/nvidia/bin/nvidia-smi'
+    assert smi.run('-q', 1) == (0, 'active\n', '')
+    smi.run(environ_update={'X': '1'})
+    assert m.calls == [('which', 'nvidia-smi', False, ['/usr/local/nvidia/bin']),
+                       ('run', ['/usr/local/nvidia/bin/nvidia-smi', '-q', '1'], {'environ_update': {'LC_ALL': 'C'}}),
+                       ('run', ['/usr/local/nvidia/bin/nvidia-smi'], {'environ_update': {'LC_ALL': 'C', 'X': '1'}})]
+    assert smi.commands == [['/usr/local/nvidia/bin/nvidia-smi', '-q', '1'], ['/usr/local/nvidia/bin/nvidia-smi']]
+    # an explicit path is not searched; no env: run_command's own environment
+    m.calls = []
+    tool = R.HostTool(m, 'systemctl', path='/bin/systemctl')
+    tool.run('is-active', 'x.service', check_rc=False)
+    assert m.calls == [('run', ['/bin/systemctl', 'is-active', 'x.service'], {'check_rc': False})]
+    assert R.HostTool(m, 'journalctl').path is None
+    with pytest.raises(RuntimeError, match='required executable'):
+        R.HostTool(m, 'nope', required=True)

@@ -123,6 +123,27 @@ def run_main(main, args, check=False, diff=False):
     raise AssertionError('module did not exit')
 
 
+SMI = '/usr/bin/nvidia-smi'
+# the query of the one GPU reader (_gpu.read_gpus), then plain nvidia-smi for the CUDA version
+GPU_COMMANDS = [[SMI, '--query-gpu=index,name,uuid,memory.total,memory.used,driver_version,compute_cap',
+                 '--format=csv,noheader,nounits'], [SMI]]
+
+
+def fake_nvidia_smi(monkeypatch, name, count, mib, cap):
+    """nvidia-smi on PATH listing ``count`` GPUs ``name``; returns the command lines it is asked."""
+    seen = []
+
+    def run_command(self, argv, **kw):
+        seen.append(argv)
+        if len(argv) == 1:
+            return 0, 'Driver Version: 550.54.15      CUDA Version: 12.4\n', ''
+        return 0, ''.join('%d, %s, GPU-%d, %d, 0, 550.54.15, %s\n' % (i, name, i, mib, cap)
+                          for i in range(count)), ''
+    monkeypatch.setattr(basic.AnsibleModule, 'get_bin_path', lambda self, tool, required=False, opt_dirs=None: SMI)
+    monkeypatch.setattr(basic.AnsibleModule, 'run_command', run_command)
+    return seen
+
+
 def make_venv(tmp_path, python_script=None):
     """A fake venv with executable bin/ilab and bin/python (shell scripts)."""
     venv = tmp_path / 'venv'

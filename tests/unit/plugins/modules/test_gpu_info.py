@@ -11,7 +11,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import os
 
 import pytest
@@ -20,6 +19,8 @@ from ansible.module_utils import basic
 
 from ansible_collections.labforge.instructlab.plugins.module_utils import _gpu
 from ansible_collections.labforge.instructlab.plugins.modules import gpu_info
+
+from ilab_testlib import Exit, Fail, patch_module_args
 
 FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures', 'nvidia-smi')
 SMI = '/usr/bin/nvidia-smi'
@@ -34,30 +35,6 @@ PLAIN = [SMI]
 def fixture(name):
     with open(os.path.join(FIXTURES, name)) as fh:
         return fh.read()
-
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-    import contextlib
-    from ansible.module_utils.common.text.converters import to_bytes
-
-    @contextlib.contextmanager
-    def patch_module_args(args):
-        old = basic._ANSIBLE_ARGS
-        basic._ANSIBLE_ARGS = to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': args}))
-        try:
-            yield
-        finally:
-            basic._ANSIBLE_ARGS = old
-
-
-class Exit(Exception):
-    pass
-
-
-class Fail(Exception):
-    pass
 
 
 def run_module(monkeypatch, commands, args=None, bin_path=SMI):

@@ -15,7 +15,7 @@ import yaml
 
 from ansible_collections.labforge.instructlab.plugins.modules import ilab_config
 
-from ilab_testlib import Recorder, run_module, make_venv
+from ilab_testlib import GPU_COMMANDS, Recorder, fake_nvidia_smi, run_module, make_venv
 
 INIT_CONFIG = {
     'chat': {'model': '~/.cache/instructlab/models/granite-7b-lab-Q4_K_M.gguf'},
@@ -256,17 +256,9 @@ def test_train_profile_auto_asks_nvidia_smi(tmp_path, monkeypatch):
     e = Env(tmp_path, monkeypatch)
     os.makedirs(os.path.join(e.tax, '.git'))
     e.write(INIT_CONFIG)
-    seen = []
-    monkeypatch.setattr(ilab_config.AnsibleModule, 'get_bin_path',
-                        lambda self, name, required=False, opt_dirs=None: '/usr/bin/nvidia-smi')
-
-    def run_command(self, argv, **kw):
-        seen.append(argv)
-        return 0, ''.join('%d, NVIDIA A100-SXM4-80GB, GPU-%d, 81920, 0, 550.54.15\n' % (i, i) for i in range(4)), ''
-    monkeypatch.setattr(ilab_config.AnsibleModule, 'run_command', run_command)
+    seen = fake_nvidia_smi(monkeypatch, 'NVIDIA A100-SXM4-80GB', 4, 81920, '8.0')
     r = run_module(monkeypatch, ilab_config.main, e.args(taxonomy_path=None, train_profile='auto'))
-    assert seen == [['/usr/bin/nvidia-smi', '--query-gpu=index,name,uuid,memory.total,memory.used,driver_version',
-                     '--format=csv,noheader,nounits']]
+    assert seen == GPU_COMMANDS   # the one GPU reader, as gpu_info
     assert r['train_profile'] == 'nvidia/a100/a100_x4.yaml'
     assert yaml.safe_load(open(e.cfg))['train']['nproc_per_node'] == 4
 

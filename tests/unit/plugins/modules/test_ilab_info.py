@@ -9,7 +9,7 @@ __metaclass__ = type
 
 from ansible_collections.labforge.instructlab.plugins.modules import ilab_info as I
 
-from ilab_testlib import Recorder, run_module, make_venv
+from ilab_testlib import GPU_COMMANDS, Recorder, fake_nvidia_smi, run_module, make_venv
 
 MODEL_LIST = """+---------------------------------+---------------------+---------+----------------------------------------------+
 | Model Name                      | Last Modified       | Size    | Absolute path                                |
@@ -91,18 +91,11 @@ def test_not_installed(tmp_path, monkeypatch):
 
 def test_gpu_facts(tmp_path, monkeypatch):
     Recorder(responder).install(monkeypatch)
-    monkeypatch.setattr(I.AnsibleModule, 'get_bin_path',
-                        lambda self, name, required=False, opt_dirs=None: '/usr/bin/nvidia-smi')
-    seen = []
-
-    def run_command(self, argv, **kw):
-        seen.append(argv)
-        return 0, ''.join('%d, NVIDIA H100 80GB HBM3, GPU-%d, 81559, 0, 550.54.15\n' % (i, i) for i in range(8)), ''
-    monkeypatch.setattr(I.AnsibleModule, 'run_command', run_command)
+    seen = fake_nvidia_smi(monkeypatch, 'NVIDIA H100 80GB HBM3', 8, 81559, '9.0')
     r = run_module(monkeypatch, I.main, dict(venv=make_venv(tmp_path), config_path=str(tmp_path / 'c.yaml'),
                                              gather=['version', 'gpu']))
-    assert seen == [['/usr/bin/nvidia-smi', '--query-gpu=index,name,uuid,memory.total,memory.used,driver_version',
-                     '--format=csv,noheader,nounits']]
+    assert seen == GPU_COMMANDS   # the one GPU reader, as gpu_info
+    assert r['gpus'][0]['compute_cap'] == '9.0' and r['gpus'][0]['cuda_version'] == '12.4'
     assert r['gpu_status'] == 'ok' and len(r['gpus']) == 8
     assert r['gpu_profile']['id'] == 'nvidia/h100/h100_x8.yaml'
 

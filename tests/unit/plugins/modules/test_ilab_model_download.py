@@ -687,3 +687,89 @@ def test_no_log_on_token():
     import inspect
     src = inspect.getsource(M.main)
     assert "hf_token=dict(type='str', no_log=True)" in src
+
+
+# ------------------------------------------------ one driver, one small class per source
+class FakeSource(M.Source):
+    """A source that says what the test wants; records what the driver asks of it."""
+    verdict = None
+
+    def probe(self, check):
+        self.asked = ['probe']
+        self.spec = dict(source='fake')
+        self.fetched = dict(source='fake', what='it')
+
+    def compare(self, have, record):
+        self.asked.append('compare')
+        return self.verdict
+
+    def fill(self, ws):
+        raise AssertionError('the driver places through fetch()')
+
+
+class Driver(object):
+    def __init__(self, tmp_path, monkeypatch, **params):
+        class Runner(object):
+            state = str(tmp_path / 'state')
+            owner = None
+        self.target = str(tmp_path / 'model.gguf')
+        module = type('Module', (object,), {})()
+        module.params = dict(dict(source='fake', force=False, verify=False), **params)
+        monkeypatch.setitem(M.SOURCES, 'fake', FakeSource)
+        self.dl = M.Downloader(module, Runner())
+        self.placed = []
+        monkeypatch.setattr(self.dl, 'fetch', self.fetch)
+
+    def fetch(self, target, fill, private=True):
+        self.placed.append((target, fill.__self__ is self.dl.source, private))
+        with open(target, 'w') as f:
+            f.write('new')
+
+    def run(self, check=False, verdict=None):
+        FakeSource.verdict = verdict
+        out = self.dl.run(self.target, None, check)
+        return out, self.dl.source.asked
+
+
+def test_the_sources_are_one_class_each():
+    assert sorted(M.SOURCES) == ['hf', 'oci', 'path', 'url']
+    for cls in M.SOURCES.values():
+        assert issubclass(cls, M.Source)
+        assert set(['probe', 'compare', 'fill']) <= set(vars(cls))
+    assert M.HfSource.private is False and M.OciSource.private and M.UrlSource.private and M.PathSource.private
+
+
+def test_driver_missing_target_is_fetched_and_placed(tmp_path, monkeypatch):
+    d = Driver(tmp_path, monkeypatch)
+    (fetched, reason, files, spec), asked = d.run()
+    assert (fetched, reason, spec, asked) == (dict(source='fake', what='it'), 'target missing', dict(source='fake'),
+                                              ['probe'])
+    assert d.placed == [(d.target, True, True)] and files['model.gguf']['sha256'] == sha(b'new')
+
+
+def test_driver_check_mode_probes_and_compares_but_places_nothing(tmp_path, monkeypatch):
+    d = Driver(tmp_path, monkeypatch)
+    (fetched, reason, files, spec), asked = d.run(check=True)
+    assert (fetched['what'], reason, files, d.placed) == ('it', 'target missing', None, [])
+    (tmp_path / 'model.gguf').write_text('old')
+    (fetched, reason, files, spec), asked = d.run(check=True, verdict=(False, 'target differs'))
+    assert (fetched['what'], reason, files, d.placed, asked) == ('it', 'target differs', None, [],
+                                                                 ['probe', 'compare'])
+
+
+def test_driver_up_to_date_target_is_left_alone_even_when_the_source_cannot_tell(tmp_path, monkeypatch):
+    d = Driver(tmp_path, monkeypatch)
+    (tmp_path / 'model.gguf').write_text('old')
+    (fetched, reason, files, spec), asked = d.run(verdict=(True, 'target matches'))
+    assert (fetched, reason, d.placed) == (None, 'target matches', [])
+    assert list(files) == ['model.gguf'] and files['model.gguf']['sha256'] == sha(b'old')
+    # a source that cannot compare this target (e.g. a directory for a one-file url): fetched again
+    (fetched, reason, files, spec), asked = d.run(verdict=None)
+    assert (reason, len(d.placed)) == ('forced', 1)
+
+
+def test_driver_force_does_not_ask_the_source(tmp_path, monkeypatch):
+    d = Driver(tmp_path, monkeypatch, force=True)
+    (tmp_path / 'model.gguf').write_text('old')
+    (fetched, reason, files, spec), asked = d.run(verdict=(True, 'target matches'))
+    assert (reason, asked, len(d.placed)) == ('forced', ['probe'], 1)

@@ -70,6 +70,9 @@ class Bed(object):
         for d in (self.hf, self.hf_base):
             write(os.path.join(d, 'config.json'), '{"model_type": "llama"}')
             write(os.path.join(d, 'model.safetensors'), 'w-' + d)
+            # ilab model evaluate 0.26.1 takes a directory only with both tokenizer files
+            write(os.path.join(d, 'tokenizer.json'), '{}')
+            write(os.path.join(d, 'tokenizer_config.json'), '{}')
         self.questions = os.path.join(self.tmp, 'q.jsonl')
         write(self.questions, ''.join(json.dumps(dict(user_input='q%d' % i, reference='r%d' % i)) + '\n'
                                       for i in range(5)))
@@ -329,6 +332,18 @@ def test_bad_options_are_refused_before_anything(bed, kw, expect):
     (lambda bed: dict(model=os.path.join(bed.tmp, 'missing.gguf')), 'model: '),
     (lambda bed: dict(judge=os.path.join(bed.tmp, 'nojudge')), 'judge: '),
     (lambda bed: dict(benchmark='mmlu', judge=None), 'mmlu and mmlu_branch evaluate a Hugging Face model directory only'),
+    # the test bed's student (make-student.py) has tokenizer.model but no tokenizer.json: ilab 0.26.1
+    # refuses such a directory (is_model_safetensors) after a minute of loading
+    (lambda bed: (os.remove(os.path.join(bed.hf, 'tokenizer.json')),
+                  dict(benchmark='mmlu_branch', judge=None, model=bed.hf, base_model=bed.hf_base,
+                       tasks_dir=bed.tmp))[1],
+     'model: the Hugging Face model directory %s has no tokenizer.json'),
+    (lambda bed: (os.remove(os.path.join(bed.hf_base, 'tokenizer_config.json')),
+                  dict(benchmark='mmlu_branch', judge=None, model=bed.hf, base_model=bed.hf_base,
+                       tasks_dir=bed.tmp))[1],
+     'base_model: the Hugging Face model directory %s has no tokenizer_config.json'),
+    (lambda bed: (os.remove(os.path.join(bed.hf, 'tokenizer.json')), dict(judge=bed.hf))[1],
+     'judge: the Hugging Face model directory %s has no tokenizer.json'),
     (lambda bed: (write(bed.questions, '{"user_input": "q"}\n'),
                   dict(benchmark='dk_bench', judge='gpt-4o', judge_api_key='k', input_questions=bed.questions))[1],
      'row 1 of'),
@@ -336,6 +351,8 @@ def test_bad_options_are_refused_before_anything(bed, kw, expect):
                       input_questions=os.path.join(bed.tmp, 'none.jsonl')), 'input_questions: cannot read'),
 ])
 def test_bad_models_and_questions_are_refused_before_anything(bed, make, expect):
+    if '%s' in expect:
+        expect = expect % (bed.hf_base if expect.startswith('base_model') else bed.hf)
     kind, r = bed.run(**make(bed))
     assert kind == 'fail' and expect in r['msg'], r
     assert bed.starts == [] and not os.path.exists(os.path.join(bed.out))

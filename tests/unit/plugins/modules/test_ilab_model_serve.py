@@ -499,3 +499,84 @@ def test_ilab_argument_semantics():
     assert srv.vllm_effective_args({'serve': {'vllm': {'gpus': 2, 'vllm_args': None}}}) == (
         ['--tensor-parallel-size', '2'], 2)
     assert srv.vllm_effective_args({'serve': {'vllm': {}}}) == ([], 1)
+
+
+# ------------------------------------------------ current -> desired -> actions
+def state(unit='U', env='E', config='C', active='active', enabled=True, env_exists=True, dir_exists=True):
+    return dict(unit=unit, env=env, config=config, active=active, enabled=enabled,
+                env_exists=env_exists, dir_exists=dir_exists)
+
+
+STARTED = dict(state='started', unit='U', env='E', config='C')
+
+
+@pytest.mark.parametrize('cur,want,actions', [
+    # nothing changed: no action (the health check still runs)
+    (state(), STARTED, []),
+    # systemd restarting it after a crash: waited for, not restarted
+    (state(active='activating'), STARTED, []),
+    # a changed unit: written, reloaded, restarted
+    (state(unit='old'), STARTED, ['write unit', 'daemon-reload', 'restart']),
+    # another model: its configuration and the unit's ExecStart change
+    (state(unit='old', config='old'), STARTED, ['write config', 'write unit', 'daemon-reload', 'restart']),
+    (state(env='old'), STARTED, ['write environment', 'restart']),
+    # stopped (or failed) -> started: started, nothing rewritten
+    (state(active='inactive'), STARTED, ['start']),
+    (state(active='failed'), STARTED, ['start']),
+    # a changed file of a stopped service: written, then started (not restarted)
+    (state(active='inactive', config='old'), STARTED, ['write config', 'start']),
+    # disabled but running: enabled only
+    (state(enabled=False), STARTED, ['enable']),
+    # first install
+    (state(unit=None, env=None, config=None, active='inactive', enabled=False, env_exists=False, dir_exists=False),
+     STARTED, ['write config', 'write environment', 'write unit', 'daemon-reload', 'enable', 'start']),
+    # stopped
+    (state(), dict(state='stopped'), ['stop', 'disable']),
+    (state(active='failed', enabled=False), dict(state='stopped'), ['stop']),
+    (state(active='inactive', enabled=False), dict(state='stopped'), []),
+    # absent: stopped, then every file removed
+    (state(), dict(state='absent'), ['stop', 'disable', 'remove unit', 'remove environment', 'remove config']),
+    (state(active='inactive', enabled=False, env_exists=False), dict(state='absent'), ['remove unit', 'remove config']),
+    (state(unit=None, env=None, config=None, active='inactive', enabled=False, env_exists=False, dir_exists=False),
+     dict(state='absent'), []),
+])
+def test_plan_is_a_function_of_current_and_desired(cur, want, actions):
+    assert mod.plan(cur, want) == actions
+
+
+def test_diff_comes_from_the_same_comparison():
+    svc = mod.Service('student', '/units', '/home/u')
+    assert (svc.unit, svc.unit_path, svc.config_path) == (
+        UNIT, '/units/' + UNIT, '/home/u/.local/state/labforge/serve/student/config.yaml')
+    d = mod.diff(state(unit='old', env='HOME=/h\nHF_TOKEN=secret\n'),
+                 dict(STARTED, env='HOME=/h\nHF_TOKEN=other\n'), svc)
+    assert [(x['before_header'], x['before'], x['after']) for x in d] == [
+        (svc.unit_path, 'old', 'U'),
+        (svc.env_path, 'HOME=/h\nHF_TOKEN=********\n', 'HOME=/h\nHF_TOKEN=********\n'),
+        (svc.config_path, 'C', 'C')]
+    d = mod.diff(state(), dict(state='absent'), svc)
+    assert [(x['before_header'], x['before'], x['after']) for x in d] == [
+        (svc.unit_path, 'U', ''), (UNIT + ': state', 'active\n', 'inactive\n')]
+    d = mod.diff(state(active='failed'), dict(state='stopped'), svc)
+    assert [(x['before'], x['after']) for x in d] == [('U', 'U'), ('failed\n', 'inactive\n')]
+
+
+def test_current_reads_files_and_unit_state(bed):
+    bed.run()
+    svc = mod.Service('student', bed.units, bed.home)
+    from ansible_collections.labforge.instructlab.plugins.module_utils._systemd import Systemd
+
+    class M(object):
+        def get_bin_path(self, name, required=False):
+            return '/usr/bin/' + name
+
+        def run_command(self, argv, **kw):
+            return bed.systemctl(argv)
+    cur = mod.current(Systemd(M()), svc)
+    assert cur['unit'] == open(svc.unit_path).read() and cur['config'] == open(svc.config_path).read()
+    assert (cur['active'], cur['enabled'], cur['dir_exists']) == ('active', True, True)
+    os.unlink(svc.unit_path)
+    bed.calls[:] = []
+    cur = mod.current(Systemd(M()), svc)
+    assert (cur['unit'], cur['active'], cur['enabled']) == (None, 'inactive', False)
+    assert bed.calls == []   # no unit file: systemd is not asked

@@ -287,6 +287,11 @@ def test_rerun_is_unchanged(bed):
     assert kind == 'exit' and not r['changed'] and not r['trained']
     assert len(bed.starts()) == 1
     assert r['gguf_path'] == first['gguf_path'] and r['final_loss'] == first['final_loss']
+    # the stored result is exported again (the same file, even after the export was removed)
+    os.remove(first['export_path'])
+    kind, r = bed.run()
+    assert kind == 'exit' and not r['changed'] and r['export_path'] == first['export_path']
+    assert os.stat(r['export_path']).st_ino == os.stat(first['gguf_path']).st_ino
 
 
 @pytest.mark.parametrize('change', ['epochs', 'data', 'student', 'profile'])
@@ -412,6 +417,10 @@ def test_full_returns_the_last_checkpoint_with_its_ggufs(bed):
     assert os.stat(r['export_quantized_path']).st_ino == os.stat(r['model']['gguf_quantized_path']).st_ino
     manifest = fpu.read_manifest(r['model_dir'])
     assert manifest['model'] == r['model'] and manifest['checkpoints'] == r['checkpoints']
+    # a vLLM server is given the checkpoint without the GGUF files beside it
+    assert r['export_hf_files'] and not [f for f in r['export_hf_files'] if f.endswith('.gguf')]
+    assert sorted(os.listdir(r['export_hf_path'])) == sorted(
+        n for n in os.listdir(last) if not n.endswith('.gguf'))
     kind, again = bed.run(pipeline='full', num_epochs=3)
     assert kind == 'exit' and not again['changed'] and len(bed.starts()) == 1
     assert again['model'] == r['model'] and again['checkpoints'] == r['checkpoints']
@@ -443,10 +452,18 @@ def test_accelerated_returns_hf_checkpoints_only(bed):
                               gguf_quantized_path=None)
     assert [c['name'] for c in r['checkpoints']] == ['samples_10', 'samples_20', 'samples_30']
     assert r['gguf_path'] is None and 'export_path' not in r and r['checkpoint_dir'] == ck
+    # the checkpoint a vLLM server is given: root's own names for its very files
+    export = os.path.join(_fs.STATE_ROOT, 'users', 'ignored', 'export', 'train-hf')
+    assert r['export_hf_path'] == export and r['export_hf_files'] and 'config.json' in r['export_hf_files']
+    for rel in r['export_hf_files']:
+        assert os.stat(os.path.join(export, rel)).st_ino == os.stat(os.path.join(last, rel)).st_ino
     kind, best = bed.run(pipeline='accelerated', device='cuda', gpus=8, checkpoint_choice='best')
     assert kind == 'exit' and not best['changed']
     # the metrics' total_loss: epoch means 2.5, 1.25, 1.25 -> the first of the lowest
     assert best['model']['checkpoint'] == 'samples_20' and best['model']['loss'] == pytest.approx(1.25)
+    # the export follows the choice
+    assert os.stat(os.path.join(export, 'config.json')).st_ino == os.stat(
+        os.path.join(ck, 'hf_format', 'samples_20', 'config.json')).st_ino
 
 
 def test_best_without_any_reported_loss_takes_the_last_with_a_warning(bed, monkeypatch):
@@ -588,6 +605,8 @@ def test_no_stale_export_of_an_earlier_result_under_the_same_name(bed):
     assert kind == 'exit' and r['trained'] and r['model']['gguf_path'] is None
     assert 'export_path' not in r and 'export_quantized_path' not in r
     assert not os.path.exists(full['export_path']) and not os.path.exists(full['export_quantized_path'])
+    kind, r = bed.run(pipeline='simple')   # a GGUF only: no Hugging Face export left from before
+    assert kind == 'exit' and 'export_hf_path' not in r and not os.path.exists(full['export_hf_path'])
 
 
 def test_phase_files_come_from_the_data_path_directory(bed):
