@@ -35,6 +35,14 @@ options:
   benchmark:
     description: The benchmark, named in the reason.
     type: str
+  error_rate:
+    description:
+      - The candidate's error rate (RV(labforge.instructlab.ilab_model_evaluate#module:error_rate), MT-Bench - the
+        share of judgments without a rating); V(null) for benchmarks without one.
+    type: float
+  max_error_rate:
+    description: The highest O(error_rate) (0 to 1) a candidate may have; V(null) - not checked.
+    type: float
 author:
   - labforge engineers (@labforge)
 '''
@@ -78,6 +86,12 @@ _value:
     benchmark:
       description: The benchmark given.
       type: str
+    error_rate:
+      description: The error rate given.
+      type: float
+    max_error_rate:
+      description: The maximum error rate given.
+      type: float
 '''
 
 from ansible.errors import AnsibleFilterError
@@ -85,9 +99,10 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.labforge.instructlab.plugins.module_utils._evaluation import gate_decision
 
 
-def rollout_gate(score, current_score=None, min_score=None, tolerance=0.0, benchmark=None):
+def rollout_gate(score, current_score=None, min_score=None, tolerance=0.0, benchmark=None, error_rate=None,
+                 max_error_rate=None):
     try:
-        return gate_decision(score, current_score, min_score, tolerance, benchmark)
+        return gate_decision(score, current_score, min_score, tolerance, benchmark, error_rate, max_error_rate)
     except (TypeError, ValueError) as e:
         raise AnsibleFilterError('rollout_gate: %s' % e)
 

@@ -154,7 +154,85 @@ def qna_questions(data):
     return rows
 
 
-def gate_decision(score, current_score=None, min_score=None, tolerance=0.0, benchmark=None):
+# The mmlu_branch task InstructLab's own generator writes (instructlab-sdg 0.8.2 eval_data.py
+# _create_mmlu_evaluation_task): an lm-eval multiple-choice task tagged ``mmlu_pr`` - the tag
+# ``ilab model evaluate --benchmark mmlu_branch`` evaluates (tasks=["mmlu_pr"]) - over a jsonl of
+# ``question``, ``choices`` (four) and ``answer`` (the index of the right choice, 0-3).
+MCQ_TASK = 'labforge_mcq'
+MCQ_LETTERS = 'ABCD'
+
+
+def mcq_rows(rows, what='mcq_questions'):
+    """The multiple-choice questions ROWS (dicts), checked and normalised to what the
+    ``mmlu_pr`` task reads: ``{'question', 'choices' (4 strings), 'answer' (0-3)}`` (and
+    ``subject`` when given). ``answer`` may be given as a letter A-D or an index 0-3.
+    Raises EvaluationParseError naming WHAT and the row."""
+    out = []
+    if not isinstance(rows, list):
+        raise EvaluationParseError('%s must be a list of questions' % what)
+    for n, row in enumerate(rows, 1):
+        where = '%s: question %d' % (what, n)
+        if not isinstance(row, dict):
+            raise EvaluationParseError('%s is not a mapping' % where)
+        q = row.get('question')
+        if not isinstance(q, str) or not q.strip():
+            raise EvaluationParseError('%s has no question text' % where)
+        choices = row.get('choices')
+        if not isinstance(choices, list) or len(choices) != 4 or \
+                not all(isinstance(c, str) and c.strip() for c in choices):
+            raise EvaluationParseError('%s needs choices, a list of exactly 4 non-empty strings (the mmlu_pr task '
+                                       'shows A. to D.)' % where)
+        answer = row.get('answer')
+        if isinstance(answer, bool):
+            answer = None
+        if isinstance(answer, str) and answer.strip().upper() in MCQ_LETTERS and len(answer.strip()) == 1:
+            answer = MCQ_LETTERS.index(answer.strip().upper())
+        if not isinstance(answer, int) or not 0 <= answer <= 3:
+            raise EvaluationParseError('%s has answer %r; give the right choice as A, B, C or D (or 0-3)'
+                                       % (where, row.get('answer')))
+        clean = dict(question=q.strip(), choices=[c.strip() for c in choices], answer=answer)
+        if isinstance(row.get('subject'), str) and row['subject']:
+            clean['subject'] = row['subject']
+        out.append(clean)
+    if not out:
+        raise EvaluationParseError('%s has no questions' % what)
+    return out
+
+
+def mcq_jsonl(rows):
+    """The jsonl text of normalised MCQ rows (one JSON object a line, sorted keys)."""
+    return ''.join(json.dumps(r, sort_keys=True) + '\n' for r in rows)
+
+
+def mmlu_task_yaml(data_file, task=MCQ_TASK):
+    """The lm-eval task YAML (as text) of an ``mmlu_pr`` task over DATA_FILE (an absolute path):
+    instructlab-sdg 0.8.2's template. Strings are written JSON-quoted (valid YAML)."""
+    q = json.dumps
+    return '\n'.join([
+        '# mmlu_branch task written by labforge.instructlab.ilab_model_evaluate (instructlab-sdg 0.8.2 layout)',
+        'task: %s' % q(task),
+        'tag: "mmlu_pr"',
+        'dataset_path: "json"',
+        'dataset_name: null',
+        'test_split: "test"',
+        'dataset_kwargs:',
+        '  data_files:',
+        '    test: %s' % q(data_file),
+        'doc_to_text: %s' % q('{{question.strip()}}\nA. {{choices[0]}}\nB. {{choices[1]}}\nC. {{choices[2]}}\n'
+                              'D. {{choices[3]}}\nAnswer:'),
+        'doc_to_choice: %s' % q('{{[choices[0], choices[1], choices[2], choices[3]]}}'),
+        'doc_to_target: "{{answer}}"',
+        'output_type: "multiple_choice"',
+        'metric_list:',
+        '  - metric: "acc"',
+        '    aggregation: "mean"',
+        '    higher_is_better: true',
+        '',
+    ])
+
+
+def gate_decision(score, current_score=None, min_score=None, tolerance=0.0, benchmark=None, error_rate=None,
+                  max_error_rate=None):
     """Whether a candidate model with ``score`` may replace the model in service.
 
     - no ``score`` (the evaluation gave none): no.
@@ -162,20 +240,28 @@ def gate_decision(score, current_score=None, min_score=None, tolerance=0.0, benc
     - ``current_score`` (the model in service, same benchmark, judge and questions): the
       candidate may be at most ``tolerance`` below it. Without a current score (nothing in
       service yet) only ``min_score`` counts.
+    - ``max_error_rate`` (MT-Bench): the candidate's ``error_rate`` (the share of judgments
+      the judge gave no rating for) may be at most this; a score from too few ratings is not trusted.
 
     Returns ``{'rollout': bool, 'reason': str, 'score', 'current_score', 'min_score',
-    'tolerance', 'benchmark'}``.
+    'tolerance', 'benchmark', 'error_rate', 'max_error_rate'}``.
     """
     tolerance = float(tolerance or 0.0)
     if tolerance < 0:
         raise ValueError('tolerance must not be negative (got %s)' % tolerance)
+    if max_error_rate is not None and not 0 <= float(max_error_rate) <= 1:
+        raise ValueError('max_error_rate must be between 0 and 1 (got %s)' % max_error_rate)
     out = dict(score=score, current_score=current_score, min_score=min_score, tolerance=tolerance,
-               benchmark=benchmark)
+               benchmark=benchmark, error_rate=error_rate, max_error_rate=max_error_rate)
     label = ('%s score' % benchmark) if benchmark else 'score'
     if score is None:
         out.update(rollout=False, reason='the candidate has no %s' % label)
         return out
     score = float(score)
+    if max_error_rate is not None and error_rate is not None and float(error_rate) > float(max_error_rate):
+        out.update(rollout=False, reason='candidate %s %.4g rests on too few ratings: error rate %.4g is above the '
+                   'maximum %.4g' % (label, score, float(error_rate), float(max_error_rate)))
+        return out
     if min_score is not None and score < float(min_score):
         out.update(rollout=False, reason='candidate %s %.4g is below the minimum %.4g%s'
                    % (label, score, float(min_score),

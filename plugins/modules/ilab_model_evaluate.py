@@ -162,7 +162,9 @@ options:
       - V(dk_bench) - the first N questions of O(input_questions) or O(qna_files). The module always passes
         C(ilab) its own copy of the questions it fingerprinted (C(input-questions.jsonl) in the result
         directory).
-      - Refused for V(mmlu) and V(mmlu_branch) (InstructLab has no such subset for them).
+      - V(mmlu_branch) - the first N questions of O(mcq_questions) (InstructLab has no subset option for the
+        C(mmlu_pr) task, so the module writes the task over those N only). Refused with O(tasks_dir), whose
+        task files the module does not rewrite, and for V(mmlu).
     type: int
   taxonomy_path:
     description: V(mt_bench_branch) - the taxonomy git repository (C(--taxonomy-path)); defaults to the configuration's.
@@ -174,8 +176,26 @@ options:
     description: V(mt_bench_branch) - the branch to compare with (C(--base-branch)); required by it.
     type: str
   tasks_dir:
-    description: V(mmlu_branch) - the directory of the C(mmlu_pr) task (C(--tasks-dir)); defaults to the configuration's.
+    description:
+      - V(mmlu_branch) - the directory of the C(mmlu_pr) task (C(--tasks-dir)); defaults to the configuration's.
+      - Mutually exclusive with O(mcq_questions).
     type: path
+  mcq_questions:
+    description:
+      - V(mmlu_branch) - multiple-choice questions to score O(model) and O(base_model) on, instead of a
+        O(tasks_dir) - the path of a C(.jsonl) file on the managed host, or the questions themselves as a list
+        (for a file on the controller -
+        C("{{ lookup('ansible.builtin.file', 'mcq.jsonl').splitlines() | map('from_json') }}")).
+      - Each question is a mapping with C(question) (text), C(choices) (exactly four strings) and C(answer) (the
+        right choice, V(A)-V(D) or V(0)-V(3)); C(subject) is kept when given. Anything else is refused, naming
+        the question, before anything runs.
+      - The module writes them, in the service user's result directory, into the layout
+        C(ilab model evaluate --benchmark mmlu_branch) reads from C(--tasks-dir) (instructlab-eval 0.5.1 runs
+        the lm-eval tag C(mmlu_pr)) - C(mmlu-tasks/labforge_mcq.jsonl) (C(question), C(choices),
+        C(answer) as the index 0-3) and C(mmlu-tasks/labforge_mcq_task.yaml), the multiple-choice task
+        instructlab-sdg 0.8.2 writes for knowledge (tagged C(mmlu_pr), accuracy over the four choices).
+      - The questions (after O(questions_limit)) are part of the fingerprint, not the file's path.
+    type: raw
   few_shots:
     description: V(mmlu), V(mmlu_branch) - C(--few-shots).
     type: int
@@ -325,8 +345,8 @@ error_rate:
   type: float
   sample: 0.0
 questions:
-  description: The number of questions scored.
-  returned: always (null before an evaluation and for mmlu)
+  description: The number of questions scored (V(mmlu_branch) - the number of O(mcq_questions) written).
+  returned: always (null before an evaluation, for mmlu, and for mmlu_branch with a tasks_dir)
   type: int
   sample: 3
 results_file:
@@ -352,6 +372,10 @@ judge:
   sample: /var/lib/instructlab/.cache/instructlab/models/SmolLM2-135M-Instruct.Q4_1.gguf
 model:
   description: The model evaluated.
+  returned: always
+  type: str
+base_model:
+  description: The model compared with (O(base_model)); V(null) without one.
   returned: always
   type: str
 result_dir:
@@ -387,8 +411,9 @@ duration:
   type: float
 report:
   description:
-    - "What the run report (callback C(labforge.instructlab.run_report)) records for this step: RV(fingerprint),
-      RV(duration), RV(model), RV(log_path), those of them that have a value. A failure adds C(path) (a path the
+    - "What the run report (callback C(labforge.instructlab.run_report)) records for this step: RV(benchmark),
+      RV(score), RV(base_model), RV(base_score), RV(fingerprint), RV(duration), RV(model), RV(log_path), those of
+      them that have a value (a rollout gate's report shows both scores side by side). A failure adds C(path) (a path the
       file layer refused) and C(log_path) when it has them."
   returned: always
   type: dict
@@ -416,6 +441,10 @@ FAMILY_SUFFIX = '-[0-9a-f]{16}'
 FIRST_N_ENV = 'INSTRUCTLAB_EVAL_FIRST_N_QUESTIONS'
 EVAL_ENV_PREFIX = 'INSTRUCTLAB_EVAL_'
 SUBSET_QUESTIONS = 'input-questions.jsonl'
+MCQ_TASKS_DIR = 'mmlu-tasks'
+# mmlu_branch over mcq_questions reads local files only (tried on the test bed: rc 0 in a network
+# namespace without any network with these; without them lm-eval makes a DNS lookup).
+OFFLINE_ENV = dict(HF_HUB_OFFLINE='1', HF_DATASETS_OFFLINE='1')
 RUN_CONFIG = 'ilab-config.yaml'
 JUDGED = ('mt_bench', 'mt_bench_branch', 'dk_bench')
 # Config keys that name output places or the server's address, not inputs (left out of the fingerprint).
@@ -428,11 +457,12 @@ ONLY_FOR = dict(
     judge_backend=('mt_bench', 'mt_bench_branch'),
     input_questions=('dk_bench',),
     qna_files=('dk_bench',),
-    questions_limit=JUDGED,
+    questions_limit=JUDGED + ('mmlu_branch',),
     taxonomy_path=('mt_bench_branch',),
     branch=('mt_bench_branch',),
     base_branch=('mt_bench_branch',),
     tasks_dir=('mmlu_branch',),
+    mcq_questions=('mmlu_branch',),
     few_shots=('mmlu', 'mmlu_branch'),
     batch_size=('mmlu', 'mmlu_branch'),
     merge_system_user_message=('mt_bench', 'mt_bench_branch'),
@@ -494,6 +524,16 @@ def check_params(p, benchmark):
         if not p['judge_api_key']:
             return ('judge_api_key is required with benchmark dk_bench: InstructLab 0.26.1 grades DK-Bench with an '
                     'OpenAI model and reads the key from OPENAI_API_KEY')
+    if benchmark == 'mmlu_branch':
+        if p['mcq_questions'] is not None and p['tasks_dir']:
+            return 'mcq_questions and tasks_dir are mutually exclusive (both give the mmlu_branch questions)'
+        if p['questions_limit'] is not None and p['mcq_questions'] is None:
+            return ('questions_limit with benchmark mmlu_branch needs mcq_questions (the module does not rewrite the '
+                    'task files of a tasks_dir)')
+        mcq = p['mcq_questions']
+        if mcq is not None and not (isinstance(mcq, list) or (isinstance(mcq, str) and os.path.isabs(mcq))):
+            return ('mcq_questions must be the absolute path of a .jsonl file on the host or a list of questions '
+                    '(got %s)' % type(mcq).__name__)
     judge = p.get('judge')
     if judge and benchmark in ('mt_bench', 'mt_bench_branch'):
         if re.match(r'^[a-zA-Z][a-zA-Z0-9+.-]*://', judge):
@@ -553,6 +593,29 @@ def read_questions(path, limit):
     return rows[:limit] if limit else rows
 
 
+def read_mcq(source, limit):
+    """The mmlu_branch questions of O(mcq_questions) (a host path or a list), checked and normalised,
+    the first ``limit``. Raises ValueError naming the option."""
+    what = 'mcq_questions'
+    if isinstance(source, list):
+        rows = source
+    else:
+        what = 'mcq_questions %s' % source
+        try:
+            text = _fs.read_text(source)
+        except (IOError, OSError) as e:
+            raise ValueError('mcq_questions: cannot read %s: %s' % (source, e))
+        try:
+            rows = ev._rows(text, what)
+        except ev.EvaluationParseError as e:
+            raise ValueError(str(e))
+    try:
+        rows = ev.mcq_rows(rows, what)
+    except ev.EvaluationParseError as e:
+        raise ValueError(str(e))
+    return rows[:limit] if limit else rows
+
+
 def config_section(cfg, key):
     def strip(d):
         if not isinstance(d, dict):
@@ -561,7 +624,7 @@ def config_section(cfg, key):
     return strip(dotted_get(cfg, key, None))
 
 
-def build_options(p, benchmark, judge, output_dir, questions_path):
+def build_options(p, benchmark, judge, output_dir, questions_path, tasks_dir=None):
     """The flags of ``ilab model evaluate`` for these options, in InstructLab's own order."""
     return [
         ('--benchmark', benchmark),
@@ -575,7 +638,7 @@ def build_options(p, benchmark, judge, output_dir, questions_path):
         ('--base-branch', p['base_branch']),
         ('--few-shots', p['few_shots']),
         ('--batch-size', p['batch_size']),
-        ('--tasks-dir', p['tasks_dir']),
+        ('--tasks-dir', tasks_dir or p['tasks_dir']),
         ('--gpus', p['gpus']),
         ('--merge-system-user-message', p['merge_system_user_message']),
         ('--backend', p['backend']),
@@ -629,6 +692,7 @@ def main():
         branch=dict(type='str'),
         base_branch=dict(type='str'),
         tasks_dir=dict(type='path'),
+        mcq_questions=dict(type='raw'),
         few_shots=dict(type='int'),
         batch_size=dict(type='str'),
         merge_system_user_message=dict(type='bool', default=False),
@@ -639,7 +703,8 @@ def main():
         timeout=dict(type='int', default=0),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    _report.attach(module, 'fingerprint', 'duration', 'model', 'log_path')
+    _report.attach(module, 'benchmark', 'score', 'base_model', 'base_score', 'fingerprint', 'duration', 'model',
+                   'log_path')
     run_guarded(module, run_module)
 
 
@@ -695,6 +760,11 @@ def run_module(module):
                 questions = read_questions(p['input_questions'], limit)
         except ValueError as e:
             module.fail_json(msg=str(e))
+    elif benchmark == 'mmlu_branch' and p['mcq_questions'] is not None:
+        try:
+            questions = read_mcq(p['mcq_questions'], limit)
+        except ValueError as e:
+            module.fail_json(msg=str(e))
     version = runner.ilab_version()
 
     cache = _fs.DigestCache(os.path.join(runner.state, 'digests.json'))
@@ -704,10 +774,12 @@ def run_module(module):
     inputs = dict(
         step='model evaluate', benchmark=benchmark, model=digest(p['model']), base_model=digest(p['base_model']),
         judge=(digest(judge) if judge and benchmark != 'dk_bench' else judge),
-        questions=(dict(path=p['input_questions'] or p['qna_files'], digest=fpu.fingerprint(questions),
-                        count=len(questions))
+        # mcq_questions: their content counts, not where they came from (a host file or a list)
+        questions=(dict(path=p['input_questions'] or p['qna_files'] or None,
+                        digest=fpu.fingerprint(questions), count=len(questions))
                    if questions is not None else None),
-        questions_limit=limit,
+        # mmlu_branch: the limit is in the questions already (the same N questions, however given)
+        questions_limit=None if benchmark == 'mmlu_branch' else limit,
         options=dict((k, p[k]) for k in ('backend', 'judge_backend', 'gpus', 'max_workers', 'taxonomy_path',
                                          'branch', 'base_branch', 'tasks_dir', 'few_shots', 'batch_size',
                                          'merge_system_user_message', 'skip_server')),
@@ -728,7 +800,8 @@ def run_module(module):
                        accept=lambda m: m.get('score') is not None, force=p['force'])
     existing, run = step.existing, step.would_run
     result = dict(changed=run, evaluated=run, fingerprint=fp, fingerprint_inputs=inputs, result_dir=final,
-                  benchmark=benchmark, judge=judge, model=p['model'], max_score=ev.MAX_SCORE[benchmark],
+                  benchmark=benchmark, judge=judge, model=p['model'], base_model=p['base_model'],
+                  max_score=ev.MAX_SCORE[benchmark],
                   score=None, base_score=None, turn_scores=None, error_rate=None, questions=None,
                   results_file=None, answers_file=None, log_path=runner.log_path_for(log_name))
     manifest, run = step.run(module.check_mode, output_dir, lambda once: evaluate(
@@ -781,8 +854,17 @@ def evaluate(module, runner, once, cfg, benchmark, judge, questions, limit, inpu
     p = module.params
     once.clean_stale()
     staging = once.stage()
-    questions_path = None
-    if questions is not None:
+    questions_path = tasks_dir = None
+    if questions is not None and benchmark == 'mmlu_branch':
+        # the layout --tasks-dir is read with (instructlab-eval 0.5.1: lm-eval TaskManager(include_path),
+        # tasks=["mmlu_pr"]): a task YAML tagged mmlu_pr and the jsonl it names
+        tasks_dir = os.path.join(staging, MCQ_TASKS_DIR)
+        runner.ensure_dir(tasks_dir)
+        data_file = os.path.join(tasks_dir, ev.MCQ_TASK + '.jsonl')
+        _fs.write(data_file, ev.mcq_jsonl(questions), mode=0o644, owner=runner.owner)
+        _fs.write(os.path.join(tasks_dir, ev.MCQ_TASK + '_task.yaml'), ev.mmlu_task_yaml(data_file), mode=0o644,
+                  owner=runner.owner)
+    elif questions is not None:
         questions_path = os.path.join(staging, SUBSET_QUESTIONS)
         _fs.write(questions_path, ''.join(json.dumps(r, sort_keys=True) + '\n' for r in questions),
                   mode=0o644, owner=runner.owner)
@@ -792,8 +874,11 @@ def evaluate(module, runner, once, cfg, benchmark, judge, questions, limit, inpu
     config = os.path.join(staging, RUN_CONFIG)
     _fs.write(config, _ilab_yaml.dump(runner, run_config(cfg, free_port())), mode=0o600, owner=runner.owner)
     runner.config_path = config
-    argv = runner.argv('model evaluate', build_options(p, benchmark, judge, out_dir, questions_path))
+    argv = runner.argv('model evaluate', build_options(p, benchmark, judge, out_dir, questions_path, tasks_dir))
     env = {FIRST_N_ENV: limit} if limit and benchmark in ('mt_bench', 'mt_bench_branch') else None
+    if tasks_dir:
+        # everything is local: lm-eval and datasets then make no Hugging Face Hub lookup
+        env = dict(OFFLINE_ENV)
     secret_env = dict(OPENAI_API_KEY=p['judge_api_key']) if p['judge_api_key'] else None
     job = runner.start('model evaluate', argv, env=env, secret_env=secret_env, cwd=staging, log_name=log_name)
     once.started(job.pid)
@@ -816,8 +901,11 @@ def evaluate(module, runner, once, cfg, benchmark, judge, questions, limit, inpu
             scores[key] = os.path.join(final_out, scores[key])
     manifest = dict(fingerprint=fp, inputs=inputs, dir=once.final, benchmark=benchmark, model=p['model'],
                     judge=judge, max_score=ev.MAX_SCORE[benchmark], ilab_version=version, cmd=res.cmd,
-                    log_path=res.log_path, duration=round(res.duration, 1), questions_limit=limit)
+                    log_path=res.log_path, duration=round(res.duration, 1), questions_limit=limit,
+                    base_model=p['base_model'])
     manifest.update(scores)
+    if tasks_dir and manifest.get('questions') is None:
+        manifest['questions'] = len(questions)
     fpu.write_manifest(staging, manifest, runner.owner)
     once.place()
     return manifest

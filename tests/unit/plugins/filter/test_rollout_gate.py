@@ -22,6 +22,11 @@ def test_the_filter_is_the_gate_decision():
     held = gate(4.6, current_score=4.5, min_score=11.0, benchmark='mt_bench')
     assert held['rollout'] is False and '4.6' in held['reason'] and '4.5' in held['reason']
     assert gate(None, current_score=4.5)['rollout'] is False
+    # MT-Bench: a score from too few ratings is not trusted
+    thin = gate(6.0, min_score=5.0, benchmark='mt_bench', error_rate=0.5, max_error_rate=0.2)
+    assert thin['rollout'] is False and 'error rate 0.5 is above the maximum 0.2' in thin['reason']
+    with pytest.raises(AnsibleFilterError, match='rollout_gate: max_error_rate'):
+        gate(4.6, max_error_rate=2)
     with pytest.raises(AnsibleFilterError, match='rollout_gate: tolerance'):
         gate(4.6, tolerance=-1)
     with pytest.raises(AnsibleFilterError, match='rollout_gate'):

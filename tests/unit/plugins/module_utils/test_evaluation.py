@@ -107,6 +107,33 @@ def test_gate_refuses_a_negative_tolerance():
         ev.gate_decision(5.0, 5.0, tolerance=-1)
 
 
+@pytest.mark.parametrize('error_rate, max_error_rate, rollout, words', [
+    (0.5, 0.25, False, 'error rate 0.5 is above the maximum 0.25'),
+    (0.25, 0.25, True, 'passes'),
+    (0.9, None, True, 'passes'),
+    (None, 0.1, True, 'passes'),      # a benchmark without judgments (mmlu_branch)
+])
+def test_gate_refuses_a_score_resting_on_too_few_ratings(error_rate, max_error_rate, rollout, words):
+    d = ev.gate_decision(6.0, 5.0, 5.0, 0, 'mt_bench', error_rate=error_rate, max_error_rate=max_error_rate)
+    assert d['rollout'] is rollout and words in d['reason'], d
+    assert (d['error_rate'], d['max_error_rate']) == (error_rate, max_error_rate)
+
+
+def test_gate_refuses_a_max_error_rate_outside_0_to_1():
+    with pytest.raises(ValueError, match='max_error_rate must be between 0 and 1'):
+        ev.gate_decision(5.0, max_error_rate=1.5)
+
+
+def test_mcq_rows_normalise_letters_and_name_the_bad_question():
+    rows = ev.mcq_rows([dict(question=' Q? ', choices=['a', 'b', 'c', 'd'], answer='c', extra=1),
+                        dict(question='R?', choices=['a', 'b', 'c', 'd'], answer=3, subject='s')])
+    assert rows == [dict(question='Q?', choices=['a', 'b', 'c', 'd'], answer=2),
+                    dict(question='R?', choices=['a', 'b', 'c', 'd'], answer=3, subject='s')]
+    with pytest.raises(ev.EvaluationParseError, match='questions file: question 3 has answer 4'):
+        ev.mcq_rows(rows + [dict(rows[0], answer=4)], 'questions file')
+    assert ev.mcq_jsonl(rows[:1]) == '{"answer": 2, "choices": ["a", "b", "c", "d"], "question": "Q?"}\n'
+
+
 def test_qna_questions_of_skills_grounded_skills_and_knowledge():
     skill = dict(version=2, seed_examples=[dict(question='Q1?', answer='A1'), dict(question='Q2?', answer=' ')])
     grounded = dict(version=3, seed_examples=[dict(context='Table: x', question='Sum?', answer='3')])

@@ -15,6 +15,7 @@ import os
 import pwd
 
 import pytest
+import yaml
 
 from ansible.module_utils import basic
 
@@ -415,3 +416,101 @@ def test_dk_bench_questions_from_the_taxonomys_seed_examples(bed):
         dict(user_input='Write a haiku about autumn leaves.',
              reference='Red leaves drift and turn\nthe maple lets go slowly\npaths wear amber coats')]
     assert r['questions'] == 2
+
+
+# --- mmlu_branch over multiple-choice questions (mcq_questions) ---------------------------------
+
+MCQ = [dict(question='Which poetic form has three lines of 5, 7 and 5 syllables?',
+            choices=['Sonnet', 'Haiku', 'Limerick', 'Villanelle'], answer='B'),
+       dict(question='Q2?', choices=['a', 'b', 'c', 'd'], answer=0),
+       dict(question='Q3?', choices=['a', 'b', 'c', 'd'], answer='d', subject='poetry'),
+       dict(question='Q4?', choices=['a', 'b', 'c', 'd'], answer='C')]
+
+
+def mcq_file(bed, rows=MCQ):
+    path = os.path.join(bed.tmp, 'mcq.jsonl')
+    write(path, ''.join(json.dumps(r) + '\n' for r in rows))
+    return path
+
+
+def mmlu_branch(bed, **kw):
+    bed.log_text = ('# KNOWLEDGE EVALUATION REPORT\n\n## BASE MODEL (SCORE)\n%s (0.25/1.0)\n\n'
+                    '## MODEL (SCORE)\n%s (0.67/1.0)\n' % (bed.hf_base, bed.hf))
+    args = dict(benchmark='mmlu_branch', model=bed.hf, base_model=bed.hf_base, judge=None, few_shots=2,
+                batch_size='1', skip_server=True, name='rollout-gate')
+    args.update(kw)
+    return bed.run(**args)
+
+
+def test_mmlu_branch_writes_mcq_questions_as_the_mmlu_pr_task_and_runs_on_the_first_n(bed):
+    kind, r = mmlu_branch(bed, mcq_questions=mcq_file(bed), questions_limit=3)
+    assert kind == 'exit', r
+    start, = bed.starts
+    staging = start['cwd']
+    tasks = os.path.join(staging, 'mmlu-tasks')
+    argv = start['argv']
+    assert argv[argv.index('evaluate') + 1:] == [
+        '--benchmark', 'mmlu_branch', '--model', bed.hf, '--base-model', bed.hf_base,
+        '--output-dir', os.path.join(staging, 'out'), '--few-shots', '2', '--batch-size', '1', '--tasks-dir', tasks,
+        '--skip-server']
+    # everything is local: no Hugging Face Hub lookup
+    assert start['env'] == {'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1'}
+    assert (r['score'], r['base_score'], r['questions'], r['base_model']) == (0.67, 0.25, 3, bed.hf_base)
+    assert r['report']['score'] == 0.67 and r['report']['base_score'] == 0.25
+    placed = os.path.join(r['result_dir'], 'mmlu-tasks')
+    assert sorted(os.listdir(placed)) == ['labforge_mcq.jsonl', 'labforge_mcq_task.yaml']
+    with open(os.path.join(placed, 'labforge_mcq.jsonl')) as f:
+        rows = [json.loads(line) for line in f]
+    assert rows == [
+        dict(question=MCQ[0]['question'], choices=MCQ[0]['choices'], answer=1),
+        dict(question='Q2?', choices=['a', 'b', 'c', 'd'], answer=0),
+        dict(question='Q3?', choices=['a', 'b', 'c', 'd'], answer=3, subject='poetry')]
+    with open(os.path.join(placed, 'labforge_mcq_task.yaml')) as f:
+        task = yaml.safe_load(f)
+    # instructlab-sdg 0.8.2's mmlu_pr task, over the file the run read (in its staging directory)
+    assert task == {
+        'task': 'labforge_mcq', 'tag': 'mmlu_pr', 'dataset_path': 'json', 'dataset_name': None, 'test_split': 'test',
+        'dataset_kwargs': {'data_files': {'test': os.path.join(tasks, 'labforge_mcq.jsonl')}},
+        'doc_to_text': '{{question.strip()}}\nA. {{choices[0]}}\nB. {{choices[1]}}\nC. {{choices[2]}}\n'
+                       'D. {{choices[3]}}\nAnswer:',
+        'doc_to_choice': '{{[choices[0], choices[1], choices[2], choices[3]]}}', 'doc_to_target': '{{answer}}',
+        'output_type': 'multiple_choice',
+        'metric_list': [{'metric': 'acc', 'aggregation': 'mean', 'higher_is_better': True}]}
+
+
+def test_mcq_questions_are_fingerprinted_by_content_and_limit(bed):
+    path = mcq_file(bed)
+    kind, first = mmlu_branch(bed, mcq_questions=path, questions_limit=3)
+    # the same questions given as a list: the same inputs, nothing runs
+    kind, again = mmlu_branch(bed, mcq_questions=MCQ[:3])
+    assert kind == 'exit' and not again['evaluated'] and again['fingerprint'] == first['fingerprint'], again
+    assert again['score'] == 0.67 and len(bed.starts) == 1
+    kind, more = mmlu_branch(bed, mcq_questions=path)
+    assert more['evaluated'] and more['questions'] == 4 and len(bed.starts) == 2
+    write(path, ''.join(json.dumps(dict(r, answer='A')) + '\n' for r in MCQ))
+    kind, changed = mmlu_branch(bed, mcq_questions=path)
+    assert changed['evaluated'] and changed['fingerprint'] != more['fingerprint']
+
+
+@pytest.mark.parametrize('make, expect', [
+    (lambda bed: dict(mcq_questions=mcq_file(bed), tasks_dir=bed.tmp), 'mcq_questions and tasks_dir are mutually'),
+    (lambda bed: dict(tasks_dir=bed.tmp, questions_limit=2), 'questions_limit with benchmark mmlu_branch needs mcq_q'),
+    (lambda bed: dict(mcq_questions='mcq.jsonl'), 'mcq_questions must be the absolute path'),
+    (lambda bed: dict(mcq_questions={'question': 'q'}), 'mcq_questions must be the absolute path'),
+    (lambda bed: dict(mcq_questions=[dict(MCQ[0]), dict(MCQ[1], choices=['a', 'b', 'c'])]),
+     'mcq_questions: question 2 needs choices, a list of exactly 4'),
+    (lambda bed: dict(mcq_questions=[dict(MCQ[0], answer='E')]), "mcq_questions: question 1 has answer 'E'"),
+    (lambda bed: dict(mcq_questions=[dict(MCQ[0], answer=True)]), 'mcq_questions: question 1 has answer True'),
+    (lambda bed: dict(mcq_questions=[dict(MCQ[0], question=' ')]), 'mcq_questions: question 1 has no question'),
+    (lambda bed: dict(mcq_questions=[]), 'mcq_questions has no questions'),
+    (lambda bed: dict(mcq_questions=os.path.join(bed.tmp, 'none.jsonl')), 'mcq_questions: cannot read'),
+    (lambda bed: dict(mcq_questions=(write(os.path.join(bed.tmp, 'bad.jsonl'), '{"question": \n'),
+                                     os.path.join(bed.tmp, 'bad.jsonl'))[1]), 'line 1 is not JSON'),
+    (lambda bed: dict(benchmark='mt_bench', judge=bed.judge, model=bed.model, base_model=None, few_shots=None,
+                      batch_size=None, skip_server=None, mcq_questions=MCQ),
+     'mcq_questions is not used by benchmark mt_bench'),
+])
+def test_bad_mcq_questions_are_refused_before_anything(bed, make, expect):
+    kind, r = mmlu_branch(bed, **make(bed))
+    assert kind == 'fail' and expect in r['msg'], r
+    assert bed.starts == [] and not os.path.exists(bed.out)
