@@ -31,6 +31,14 @@ if [[ ! -x "$tools/bin/python" ]] || ! "$tools/bin/python" -c 'import torch, tra
   "$tools/bin/pip" install --quiet --disable-pip-version-check $reqs 2>&1 | grep -v 'is ignored: it is neither' || true
   "$tools/bin/python" -c 'import torch, transformers, sentencepiece'
 fi
+# make-student.py writes tokenizer.json too (converted from the SentencePiece
+# model, which needs protobuf): added to the cached venv in place, so that an
+# existing venv is not rebuilt (torch) for it.
+if ! "$tools/bin/python" -c 'import google.protobuf' 2>/dev/null; then
+  log "adding protobuf to the student-builder venv $tools"
+  "$tools/bin/pip" install --quiet --disable-pip-version-check "protobuf==6.31.1" 2>&1 | grep -v 'is ignored: it is neither' || true
+  "$tools/bin/python" -c 'import google.protobuf'
+fi
 student=$("$tools/bin/python" "$TESTBED_DIR/make-student.py")
 ln -sfn "$(basename "$student")" "$LABFORGE_CACHE/models/student"
 log "artefacts ready in $LABFORGE_CACHE"

@@ -15,6 +15,12 @@ in ~15 s on 2 CPU cores, ~750 KB:
 * ``<|endoftext|>`` (eos), ``<|pad|>`` (pad), ``<|system|>``, ``<|user|>``,
   ``<|assistant|>`` added as ADDED special tokens (they must land in
   ``added_tokens.json``), and a chat template;
+* ``tokenizer.json``, the same tokenizer converted to a fast one (with its
+  added tokens): ``ilab model evaluate`` 0.26.1 takes a Hugging Face directory
+  only with ``tokenizer.json`` (``is_model_safetensors``), so the rollout gate
+  (mmlu_branch) can evaluate the student and what it is trained into. The
+  slow files above are kept as they were: the simple pipeline reads them. The
+  conversion needs protobuf (sentencepiece's model proto);
 * ``LlamaForCausalLM`` from a tiny ``LlamaConfig`` (hidden 64, 2 layers,
   4 heads, intermediate 128, untied embeddings), saved with safetensors.
 
@@ -32,7 +38,7 @@ import sys
 import tempfile
 
 REQUIRED = ('config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.model',
-            'tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json')
+            'tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json', 'tokenizer.json')
 DONE = '.labforge-complete'
 
 WORDS = ('the a an one two three four five six seven eight nine ten cat dog bird fish tree '
@@ -71,7 +77,7 @@ def build(dest):
     import sentencepiece as spm
     import torch
     from transformers import (AddedToken, GenerationConfig, LlamaConfig, LlamaForCausalLM,
-                              LlamaTokenizer)
+                              LlamaTokenizer, LlamaTokenizerFast)
 
     rng = random.Random(1234)
     torch.manual_seed(1234)
@@ -98,6 +104,12 @@ def build(dest):
         })
         tok.chat_template = CHAT_TEMPLATE
         tok.save_pretrained(out)
+        # tokenizer.json only: the fast tokenizer converted from the files just saved (added
+        # tokens included); the slow tokenizer's own files stay as saved above
+        fast = LlamaTokenizerFast.from_pretrained(out, from_slow=True, legacy=True)
+        if len(fast) != len(tok) or fast.convert_tokens_to_ids(special) != tok.convert_tokens_to_ids(special):
+            raise SystemExit('the fast tokenizer differs from the slow one (%d/%d tokens)' % (len(fast), len(tok)))
+        fast.backend_tokenizer.save(os.path.join(out, 'tokenizer.json'))
 
         config = LlamaConfig(
             vocab_size=len(tok), hidden_size=64, num_hidden_layers=2, num_attention_heads=4,

@@ -333,8 +333,8 @@ def test_bad_options_are_refused_before_anything(bed, kw, expect):
     (lambda bed: dict(model=os.path.join(bed.tmp, 'missing.gguf')), 'model: '),
     (lambda bed: dict(judge=os.path.join(bed.tmp, 'nojudge')), 'judge: '),
     (lambda bed: dict(benchmark='mmlu', judge=None), 'mmlu and mmlu_branch evaluate a Hugging Face model directory only'),
-    # the test bed's student (make-student.py) has tokenizer.model but no tokenizer.json: ilab 0.26.1
-    # refuses such a directory (is_model_safetensors) after a minute of loading
+    # a directory with tokenizer.model but no tokenizer.json (the test bed's student before make-student.py
+    # wrote one): ilab 0.26.1 refuses it (is_model_safetensors) after a minute of loading
     (lambda bed: (os.remove(os.path.join(bed.hf, 'tokenizer.json')),
                   dict(benchmark='mmlu_branch', judge=None, model=bed.hf, base_model=bed.hf_base,
                        tasks_dir=bed.tmp))[1],
