@@ -37,6 +37,28 @@ WRONG = [
     ('teacher-key', 'lf-a', {'labforge_teacher_serve': {'prot': 8100}}, ['labforge_teacher_serve', 'prot']),
     ('verify-choice', 'lf-b', {'labforge_verify': 'always'}, ['labforge_verify', 'always']),
     ('student-missing', 'lf-a', {'labforge_student_model': {}}, ['labforge_student_model']),
+    # the rollout gate: the specification (types, choices, keys), then what it cannot say (validate.yml)
+    ('gate-benchmark', 'lf-b', {'labforge_rollout_gate': {'benchmark': 'mmlu'}}, ['labforge_rollout_gate', 'benchmark', 'mmlu']),
+    ('gate-key', 'lf-b', {'labforge_rollout_gate': {'benchmark': 'mmlu_branch', 'threshold': 0.5}},
+     ['labforge_rollout_gate', 'threshold']),
+    ('gate-min-score', 'lf-b', {'labforge_rollout_gate': {'benchmark': 'mmlu_branch', 'min_score': 'high'}},
+     ['labforge_rollout_gate', 'min_score']),
+    ('gate-options-key', 'lf-b', {'labforge_rollout_gate': {'benchmark': 'mmlu_branch', 'options': {'judge': 'x'}}},
+     ['labforge_rollout_gate', 'options', 'judge']),
+    ('gate-no-benchmark', 'lf-b', {'labforge_rollout_gate': {'min_score': 0.5}},
+     ['labforge_rollout_gate.benchmark is required']),
+    ('gate-no-questions', 'lf-b', {'labforge_rollout_gate': {'benchmark': 'mmlu_branch'}},
+     ['mmlu_branch needs exactly one of labforge_rollout_gate.questions', 'labforge_rollout_gate.tasks_dir']),
+    ('gate-judge', 'lf-b', {'labforge_rollout_gate': {'benchmark': 'mt_bench', 'judge': 'judge.gguf'}},
+     ['mt_bench needs labforge_rollout_gate.judge']),
+    ('gate-tolerance', 'lf-b', {'labforge_rollout_gate': {'benchmark': 'mmlu_branch', 'questions': '/q.jsonl',
+                                                          'tolerance': -0.1, 'max_error_rate': 0.5}},
+     ['labforge_rollout_gate.tolerance must not be negative', 'labforge_rollout_gate.max_error_rate is for mt_bench']),
+    ('gate-limit', 'lf-b', {'labforge_rollout_gate': {'benchmark': 'mt_bench', 'judge': '/j.gguf', 'questions_limit': 0}},
+     ['labforge_rollout_gate.questions_limit must be at least 1']),
+    ('gate-simple-trainer', 'lf-b', {'labforge_rollout_gate': {'benchmark': 'mmlu_branch', 'questions': '/q.jsonl'},
+                                     'lf-a': {'labforge_train': {'pipeline': 'simple'}}},
+     ['labforge_rollout_gate', 'labforge_train.pipeline is simple on lf-a']),
     # a setting that is right alone, wrong with the trainer's: vLLM serves no GGUF
     ('vllm-from-simple', 'lf-b', {'labforge_serve': {'backend': 'vllm'}, 'lf-a': {'labforge_train': {'pipeline': 'simple'}}},
      ['labforge_serve.backend', 'vllm', 'labforge_train.pipeline', 'simple', 'lf-a']),
@@ -111,3 +133,19 @@ def test_right_inputs_pass_the_check(tmp_path):
               if r.get('failed')]
     assert failed == []
     assert len(data['plays']) > 1
+
+
+@pytest.mark.parametrize('gate', [
+    {'benchmark': 'mmlu_branch', 'questions': '/q.jsonl', 'questions_limit': 4, 'min_score': 1.5,
+     'tolerance': 0.05, 'fail_fleet': True, 'options': {'few_shots': 2, 'batch_size': '1', 'skip_server': True}},
+    {'benchmark': 'mt_bench', 'judge': '/j.gguf', 'max_error_rate': 0.1, 'options': {'judge_backend': 'vllm'}},
+], ids=['mmlu_branch', 'mt_bench'])
+def test_a_right_rollout_gate_passes_the_check(tmp_path, gate):
+    """min_score above the benchmark's maximum is allowed: a gate nothing passes."""
+    proc, data = run(tmp_path, 'lf-b', {'labforge_rollout_gate': gate})
+    check = [p for p in data['plays'] if p['play']['name'] == CHECK_PLAY][0]
+    failed = [(t['task']['name'], h, r.get('msg')) for t in check['tasks'] for h, r in t['hosts'].items()
+              if r.get('failed')]
+    assert failed == []
+    ran = [t['task']['name'] for t in check['tasks'] if 'lf-b' in t['hosts'] and not t['hosts']['lf-b'].get('skipped')]
+    assert any('Check labforge_rollout_gate' in n for n in ran), ran
