@@ -66,7 +66,8 @@ description:
     tiny test-bed student as O(model) and O(base_model) and a 4-question C(mmlu_pr) task (written with
     instructlab-sdg's own task builder) ran in a network namespace without any network (with
     C(HF_HUB_OFFLINE=1), C(HF_DATASETS_OFFLINE=1)) - rc 0, 74 s on the loaded 2-core machine (34 s CPU),
-    both scores printed (0.25/1.0). Without those variables lm-eval still works but makes a DNS lookup.
+    both scores printed (0.25/1.0). Without those variables lm-eval still works but makes a DNS lookup
+    (the module sets both when it writes the task from O(mcq_questions)).
     V(mt_bench_branch) (local taxonomy) needs no internet in principle but was not tried here.
 author:
   - labforge engineers (@labforge)
@@ -301,6 +302,28 @@ EXAMPLES = r'''
   become: true
   register: student_eval
   ignore_errors: true
+
+# The CPU test bed (offline, no judge): the trained checkpoint against the model in service on
+# multiple-choice questions from the taxonomy's own seed Q&A, both in one run (about 74 s on
+# 2 cores); what the pipeline's rollout gate (labforge_rollout_gate) runs on the trainer.
+- name: Score the candidate and the model in service with mmlu_branch
+  labforge.instructlab.ilab_model_evaluate:
+    name: rollout-gate
+    benchmark: mmlu_branch
+    model: "{{ trained.model.hf_path }}"
+    base_model: /var/lib/instructlab/.local/share/instructlab/trained/train-0c1d2e3f4a5b6c7d/checkpoints/hf_format/samples_8
+    # a .jsonl on the host, or a list (here read on the controller)
+    mcq_questions: "{{ lookup('ansible.builtin.file', 'files/rollout-gate/haiku-mcq.jsonl').splitlines() | map('from_json') }}"
+    questions_limit: 6
+    few_shots: 2
+    batch_size: "1"
+    skip_server: true
+  become: true
+  register: gate_eval
+
+- name: Decide
+  ansible.builtin.debug:
+    msg: "{{ gate_eval.score | labforge.instructlab.rollout_gate(current_score=gate_eval.base_score, min_score=0.3) }}"
 
 # DK-Bench needs an OpenAI judge in InstructLab 0.26.1 (internet required).
 - name: DK-Bench on the first 20 questions
