@@ -20,6 +20,7 @@ wiring the molecule scenarios otherwise only show in containers:
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -148,6 +149,10 @@ def run(tmp, check=False, changed_keys=(), extra=None):
     return calls, names
 
 
+RECORD = 'Record the run for the next one (pipeline)'
+SAY = 'Say whether the run goes on, and why'
+
+
 @pytest.fixture(scope='module')
 def applied(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('run')
@@ -228,9 +233,13 @@ def test_a_rerun_moves_no_model_the_controller_holds(tmp_path):
     calls, names = run(tmp_path, extra=full)
     assert not names[fetch].get('skipped') and names[fetch].get('changed'), names[fetch]
     first = [a['model_path'] for a in args_of(calls, 'ilab_model_serve') if a['name'] == 'main']
+    assert names[RECORD].get('changed') is True
     os.unlink(str(tmp_path / 'calls.jsonl'))
     calls, names = run(tmp_path, extra=full)
     assert names[fetch].get('skipped'), names[fetch]
+    # the record keeps the fingerprint of the run's start: what the run set (the results it
+    # registered, set_fact) cannot change it, so a second full run records nothing new
+    assert names[RECORD].get('changed') is False, names[RECORD]
     assert [a['model_path'] for a in args_of(calls, 'ilab_model_serve') if a['name'] == 'main'] == first
 
 
@@ -242,3 +251,28 @@ def test_a_dry_run_predicts_training_when_the_train_configuration_would_change(t
     assert train['force'] is force
     assert [n for n in names if n.startswith('Train, follow the log in /home/elsewhere/.local/state/labforge/logs')]
     assert 'Predict the rollout (dry run; the model is trained by the real run)' in names
+
+
+def test_a_rerun_with_nothing_changed_ends_after_its_check(tmp_path):
+    """The no-op rerun (labforge.instructlab.run_state): after a complete run, a rerun, and a dry
+    run, run no module of the pipeline; an edited qna.yaml on the controller makes the next run
+    a full one, and the check says why."""
+    taxonomy = tmp_path / 'taxonomy'
+    shutil.copytree(os.path.join(ROOT, 'inventories', 'local', 'files', 'taxonomy'), str(taxonomy))
+    extra = {'labforge_taxonomy_dir': str(taxonomy)}
+    calls, names = run(tmp_path, extra=extra)
+    assert calls and names[RECORD].get('changed') is True
+    assert names[SAY]['msg'] == 'The run goes on: no record of a complete run of this playbook.'
+    for check in (False, True):
+        if os.path.exists(str(tmp_path / 'calls.jsonl')):
+            os.unlink(str(tmp_path / 'calls.jsonl'))
+        calls, names = run(tmp_path, check=check, extra=extra)
+        assert calls == [], calls
+        assert names[SAY]['msg'].startswith('Nothing changed since the last complete run of pipeline: every later play')
+        assert names[RECORD].get('skipped') and not [n for n, r in names.items() if r.get('changed')]
+    qna = sorted(taxonomy.rglob('qna.yaml'))[0]
+    qna.write_text(qna.read_text() + '# edited\n')
+    calls, names = run(tmp_path, extra=extra)
+    assert 'ilab_taxonomy' in [c['module'] for c in calls]
+    assert names[SAY]['msg'] == 'The run goes on: inputs changed: the controller files of labforge_taxonomy_dir.'
+    assert names[RECORD].get('changed') is True
