@@ -16,16 +16,17 @@ description:
     and a cheap probe of the host - and compares a new run with it, so that a rerun that would change nothing
     can end after one module call per host instead of running every step's own idempotence checks.
   - On the controller (the action plugin), O(state=check) computes the fingerprint of the run's inputs, one
-    digest per input (RV(parts)), so that a mismatch names the inputs that changed
-    - the collection's own files (C(plugins/), C(roles/), C(playbooks/), C(meta/) of the installed collection,
-      C(__pycache__) left out);
-    - for every host of O(hosts), its B(inventory) variables (inventory files, C(group_vars/), C(host_vars/),
-      inventory plugins; not facts, not variables set with M(ansible.builtin.set_fact) or C(register) during the
-      run) whose names start with C(labforge_), C(instructlab_), C(python_), C(nvidia_driver_), its
-      C(ansible_host) and its groups; extra variables (C(-e)) with those prefixes;
-    - the controller files and directories that the variables of O(controller_vars) name (the taxonomy, models
-      copied from the controller);
-    - the playbook (O(playbook)), the ansible-core version, and the run's tags, skipped tags and limit.
+    digest per input (RV(parts)), so that a mismatch names the inputs that changed. The inputs are the following.
+  - The collection's own files (C(plugins/), C(roles/), C(playbooks/), C(meta/) of the installed collection,
+    C(__pycache__) left out).
+  - For every host of O(hosts), its B(inventory) variables (inventory files, C(group_vars/), C(host_vars/),
+    inventory plugins; not facts, not variables set with M(ansible.builtin.set_fact) or C(register) during the
+    run) whose names start with C(labforge_), C(instructlab_), C(python_), C(nvidia_driver_), its
+    C(ansible_host) and its groups; extra variables (C(-e)) with those prefixes. C(labforge_full_run) is not an
+    input.
+  - The controller files and directories that the variables of O(controller_vars) name (the taxonomy, models
+    copied from the controller).
+  - The playbook (O(playbook)), the ansible-core version, and the run's tags, skipped tags and limit.
   - On the host, the module then probes - C(lstat) of the paths the last record listed (through the collection's
     file layer; links with their targets), the C(ActiveState) and C(UnitFileState) of the collection's serve
     units (C(labforge-ilab-serve-*.service) in O(unit_dir)) in one C(systemctl show), and the kernel release -
