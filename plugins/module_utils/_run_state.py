@@ -181,7 +181,7 @@ def _describe_drift(key, old, new):
         if after is None:
             return 'unit %s is gone' % name
         return 'unit %s is %s/%s (was %s/%s)' % (name, after['active'], after['enabled'],
-                                                  before['active'], before['enabled'])
+                                                 before['active'], before['enabled'])
     if before is None or after is None:
         return '%s (not probed before)' % name
     if after.get('kind') != before.get('kind'):

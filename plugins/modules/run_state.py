@@ -267,7 +267,8 @@ def summary(record):
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    # The controller's options are accepted (the action plugin does not pass them on).
+    module = AnsibleModule(argument_spec=dict(ARGUMENT_SPEC, **CONTROLLER_SPEC), supports_check_mode=True)
     p = module.params
     try:
         path = rs.record_path(p['state_dir'], p['playbook'])

@@ -45,8 +45,8 @@ def test_each_part_is_named_in_words(name, words):
 
 def test_a_record_with_another_fingerprint_but_the_same_parts_is_not_current():
     record = rs.build_record('site', 'sha256:old', {'a': '1'}, [], {})
-    assert rs.compare(record, 'sha256:new', {'a': '1'}, {})[:3] == (False, ['inputs changed: fingerprint'],
-                                                                     ['fingerprint'])
+    current, reasons, inputs, drifted = rs.compare(record, 'sha256:new', {'a': '1'}, {})
+    assert (current, reasons, inputs) == (False, ['inputs changed: fingerprint'], ['fingerprint'])
 
 
 @pytest.mark.parametrize('playbook', ['', '../x', 'a/b', '.hidden', 'x' * 101, None])
