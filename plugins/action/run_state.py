@@ -99,6 +99,15 @@ def inventory_vars(inventory, loader, host, basedirs=(), stage='task'):
     return data
 
 
+def value_digest(value):
+    """rs.digest of a variable's value; a value that cannot be read (a vaulted value without its
+    secret) counts as its error, so the run goes on and its own task reports it."""
+    try:
+        return rs.digest(value)
+    except Exception as e:  # the value's own str() raised
+        return rs.digest({'unreadable': type(e).__name__})
+
+
 def lookup_key(data, dotted):
     """``data['a']['b']`` for 'a.b' (None when missing)."""
     name, _sep, key = dotted.partition('.')
@@ -172,9 +181,9 @@ class ActionModule(ActionBase):
         for data in per_host.values():
             names.update(k for k in data if rs.is_input(k))
         for var in sorted(names):
-            parts['var:' + var] = rs.digest(dict((h, data[var]) for h, data in per_host.items() if var in data))
+            parts['var:' + var] = value_digest(dict((h, data[var]) for h, data in per_host.items() if var in data))
         for var in sorted(extra):
-            parts['extra:' + var] = rs.digest(extra[var])
+            parts['extra:' + var] = value_digest(extra[var])
         for dotted in args['controller_vars']:
             files = self._controller_files(dotted, per_host, extra, hostvars)
             if files:

@@ -205,6 +205,12 @@ probe:
   type: dict
   sample: {"kernel": "6.1.0-28-amd64", "systemctl": true, "paths": {"/usr/local/bin/ilab": {"kind": "file"}},
            "units": {"labforge-ilab-serve-main.service": {"active": "running", "enabled": "enabled"}}}
+report:
+  description:
+    - "What the run report (callback C(labforge.instructlab.run_report)) records for this step: RV(current),
+      RV(reason), RV(changed_inputs), RV(drift), RV(record), those of them that have a value."
+  returned: always
+  type: dict
 '''
 
 import os
@@ -213,6 +219,7 @@ import posixpath
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.labforge.instructlab.plugins.module_utils import _fs
+from ansible_collections.labforge.instructlab.plugins.module_utils import _report
 from ansible_collections.labforge.instructlab.plugins.module_utils import _run_state as rs
 from ansible_collections.labforge.instructlab.plugins.module_utils._ilab_serve import UNIT_PREFIX
 from ansible_collections.labforge.instructlab.plugins.module_utils._systemd import Systemd
@@ -269,6 +276,7 @@ def summary(record):
 def main():
     # The controller's options are accepted (the action plugin does not pass them on).
     module = AnsibleModule(argument_spec=dict(ARGUMENT_SPEC, **CONTROLLER_SPEC), supports_check_mode=True)
+    _report.attach(module, 'current', 'reason', 'changed_inputs', 'drift', 'record')
     p = module.params
     try:
         path = rs.record_path(p['state_dir'], p['playbook'])

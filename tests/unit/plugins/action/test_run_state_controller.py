@@ -292,6 +292,14 @@ def test_a_taxonomy_set_in_the_inventory_wins_over_the_default(controller):
     assert rs.changed_parts(after, controller.parts()) == ['files:labforge_taxonomy_dir']
 
 
+def test_a_value_that_cannot_be_read_counts_as_its_error(controller):
+    class Vaulted(object):
+        def __str__(self):
+            raise RuntimeError('no vault secret')
+    assert action_mod.value_digest({'lf-a': Vaulted()}) == action_mod.value_digest({'lf-b': Vaulted()})
+    assert action_mod.value_digest({'lf-a': Vaulted()}) != action_mod.value_digest({'lf-a': 'x'})
+
+
 def test_a_missing_controller_path_counts_as_absent(controller):
     before = controller.parts()
     shutil.rmtree(str(controller.inv / 'files' / 'student'))
