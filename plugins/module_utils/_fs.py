@@ -41,6 +41,7 @@ API::
     _fs.read_bytes(path, limit=None) / read_text / read_json(path, default=None)
     _fs.current(path)                                    # bytes of a managed file, None if missing/refused
     _fs.lstat(path) / stat(path)                         # None when missing
+    _fs.readlink(path)                                   # a link's target text, None when missing
     _fs.exists(path) / isfile(path) / isdir(path)
     _fs.listdir(path) / scandir(path) -> [(name, lstat)]
     _fs.rename(src, dst) / replace(src, dst) / remove(path) / symlink(target, path)
@@ -401,6 +402,12 @@ def _at(path, fn, missing=None):
 def lstat(path):
     """lstat of ``path`` reached safely (the last component not followed); None when missing."""
     return _at(path, lambda d, name: os.lstat(name, dir_fd=d.fd))
+
+
+def readlink(path):
+    """The target text of the symbolic link ``path`` (its directory reached safely, nothing
+    followed); None when missing."""
+    return _at(path, lambda d, name: os.readlink(name, dir_fd=d.fd))
 
 
 def _stat_in(d, name):

@@ -24,10 +24,10 @@ class Systemd(object):
     """systemctl/journalctl for one module. ``must`` fails the module (naming the verb,
     rc and output) when systemctl does; the queries never fail."""
 
-    def __init__(self, module):
+    def __init__(self, module, required=True):
         self.module = module
-        self.tool = HostTool(module, 'systemctl', required=True)
-        self.systemctl = self.tool.path
+        self.tool = HostTool(module, 'systemctl', required=required)
+        self.systemctl = self.tool.path   # None: no systemctl on the host (required=False only)
 
     def run(self, *args, **kw):
         return self.tool.run(*args, **kw)
@@ -60,6 +60,24 @@ class Systemd(object):
             if '=' in line:
                 k, v = line.split('=', 1)
                 data[k] = v
+        return data
+
+    def show_many(self, units, *props):
+        """``{unit: {property: value}}`` of several units in one ``systemctl show`` call (the
+        property ``Id`` names each block; it is always asked for)."""
+        if not units:
+            return {}
+        props = ('Id',) + tuple(p for p in props if p != 'Id')
+        rc, out, err = self.run('show', '-p', ','.join(props), '--', *units)
+        data, block = {}, {}
+        for line in out.splitlines() + ['']:
+            if not line.strip():
+                if block.get('Id'):
+                    data[block['Id']] = block
+                block = {}
+            elif '=' in line:
+                k, v = line.split('=', 1)
+                block[k] = v
         return data
 
     def journal(self, unit, lines=40):

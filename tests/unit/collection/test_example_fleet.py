@@ -118,13 +118,22 @@ def load(path):
         return yaml.safe_load(f)
 
 
-def role_tasks(play):
-    """The role's tasks a play runs: the tasks_from file of its import_role."""
+def role_import(play):
+    """The import_role of the pipeline role in a play (after the meta: end_host that starts it)."""
     for task in play.get('tasks') or []:
         spec = task.get('ansible.builtin.import_role')
         if spec and spec['name'] == 'labforge.instructlab.pipeline':
-            return load(os.path.join(ROLE, 'tasks', '%s.yml' % spec.get('tasks_from', 'main')))
+            return spec
     raise AssertionError('play %r imports no labforge.instructlab.pipeline stage' % play['name'])
+
+
+def role_tasks(play):
+    """The role's tasks a play runs: the tasks_from file of its import_role."""
+    return load(os.path.join(ROLE, 'tasks', '%s.yml' % role_import(play).get('tasks_from', 'main')))
+
+
+# The no-op rerun's plays (compare with the last run, record it) act on no setting of the fleet.
+RUN_STATE = ('run_check', 'run_record')
 
 
 loader = DataLoader()
@@ -137,7 +146,7 @@ role_vars = load(os.path.join(ROLE, 'vars', 'main.yml'))
 ROLE_VARS_READ = ['__pipeline_source']
 with open(os.path.join(ROLE, 'tasks', 'model.yml')) as f:
     model_keys = sorted(set(MODEL_KEY.findall(f.read())))
-stages = [(play, role_tasks(play)) for play in plays]
+stages = [(play, role_tasks(play)) for play in plays if role_import(play).get('tasks_from') not in RUN_STATE]
 registered = set(t['register'] for _play, body in stages for t, _v in tasks(body) if 'register' in t)
 out = {}
 for h in inventory.get_hosts():
@@ -147,7 +156,7 @@ for h in inventory.get_hosts():
                                               for k, v in hv.items() if k.startswith('labforge_')))
 for play, body in stages:
     # the check play reads every variable to check it; what a setting does is in the stages
-    check_only = play.get('any_errors_fatal') and 'tasks_from' not in play['tasks'][0]['ansible.builtin.import_role']
+    check_only = play.get('any_errors_fatal') and 'tasks_from' not in role_import(play)
     for h in inventory.get_hosts(play['hosts']):
         host = out[h.name]
         if not check_only:

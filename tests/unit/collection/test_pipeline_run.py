@@ -20,6 +20,7 @@ wiring the molecule scenarios otherwise only show in containers:
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -30,6 +31,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.a
 STUBBED = ('gpu_info', 'ilab_config', 'ilab_data_generate', 'ilab_endpoint_info', 'ilab_info', 'ilab_model_chat',
            'ilab_model_convert', 'ilab_model_download', 'ilab_model_evaluate', 'ilab_model_serve',
            'ilab_model_train', 'ilab_taxonomy')
+# The real ones: job_wait waits for the stub training, run_state compares and records the run.
+REAL = ('job_wait', 'run_state')
 ILAB_GROUP = ('ilab_config', 'ilab_data_generate', 'ilab_info', 'ilab_model_chat', 'ilab_model_convert',
               'ilab_model_download', 'ilab_model_evaluate', 'ilab_model_serve', 'ilab_model_train', 'ilab_taxonomy')
 
@@ -109,7 +112,8 @@ def collection(tmp, changed_keys):
             os.symlink(os.path.join(ROOT, 'plugins', name), str(top / 'plugins' / name))
     modules = top / 'plugins' / 'modules'
     modules.mkdir()
-    os.symlink(os.path.join(ROOT, 'plugins', 'modules', 'job_wait.py'), str(modules / 'job_wait.py'))
+    for name in REAL:
+        os.symlink(os.path.join(ROOT, 'plugins', 'modules', name + '.py'), str(modules / (name + '.py')))
     for name in STUBBED:
         (modules / ('%s.py' % name)).write_text(STUB % (name, str(tmp / 'calls.jsonl'), str(tmp / 'host'),
                                                         list(changed_keys)))
@@ -151,11 +155,17 @@ def run(tmp, check=False, changed_keys=(), extra=None, fail_ok=False):
         pytest.fail('no JSON result (rc=%s):\n%s\n%s' % (proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:]))
     assert fail_ok or proc.returncode == 0, [(t['task']['name'], r.get('msg')) for p in data['plays'] for t in p['tasks']
                                              for r in t['hosts'].values() if r.get('failed')]
-    with open(str(tmp / 'calls.jsonl')) as f:
-        calls = [json.loads(line) for line in f]
+    calls = []
+    if os.path.exists(str(tmp / 'calls.jsonl')):   # none: no stub ran (a rerun that ended after its check)
+        with open(str(tmp / 'calls.jsonl')) as f:
+            calls = [json.loads(line) for line in f]
     names = dict((t['task']['name'].split(' : ', 1)[-1], r) for p in data['plays'] for t in p['tasks']
                  for r in t['hosts'].values())
     return calls, names
+
+
+RECORD = 'Record the run for the next one (pipeline)'
+SAY = 'Say whether the run goes on, and why'
 
 
 @pytest.fixture(scope='module')
@@ -234,12 +244,17 @@ def test_a_rerun_moves_no_model_the_controller_holds(tmp_path):
     fetch it again (with become, fetch would copy the whole model each time), and the rollout
     serves the same copy."""
     fetch = 'Fetch the trained model to the controller'
-    calls, names = run(tmp_path)
+    full = {'labforge_full_run': True}   # every step runs again (without it the rerun ends after its check)
+    calls, names = run(tmp_path, extra=full)
     assert not names[fetch].get('skipped') and names[fetch].get('changed'), names[fetch]
     first = [a['model_path'] for a in args_of(calls, 'ilab_model_serve') if a['name'] == 'main']
+    assert names[RECORD].get('changed') is True
     os.unlink(str(tmp_path / 'calls.jsonl'))
-    calls, names = run(tmp_path)
+    calls, names = run(tmp_path, extra=full)
     assert names[fetch].get('skipped'), names[fetch]
+    # the record keeps the fingerprint of the run's start: what the run set (the results it
+    # registered, set_fact) cannot change it, so a second full run records nothing new
+    assert names[RECORD].get('changed') is False, names[RECORD]
     assert [a['model_path'] for a in args_of(calls, 'ilab_model_serve') if a['name'] == 'main'] == first
 
 
@@ -251,3 +266,28 @@ def test_a_dry_run_predicts_training_when_the_train_configuration_would_change(t
     assert train['force'] is force
     assert [n for n in names if n.startswith('Train, follow the log in /home/elsewhere/.local/state/labforge/logs')]
     assert 'Predict the rollout (dry run; the model is trained by the real run)' in names
+
+
+def test_a_rerun_with_nothing_changed_ends_after_its_check(tmp_path):
+    """The no-op rerun (labforge.instructlab.run_state): after a complete run, a rerun, and a dry
+    run, run no module of the pipeline; an edited qna.yaml on the controller makes the next run
+    a full one, and the check says why."""
+    taxonomy = tmp_path / 'taxonomy'
+    shutil.copytree(os.path.join(ROOT, 'inventories', 'local', 'files', 'taxonomy'), str(taxonomy))
+    extra = {'labforge_taxonomy_dir': str(taxonomy)}
+    calls, names = run(tmp_path, extra=extra)
+    assert calls and names[RECORD].get('changed') is True
+    assert names[SAY]['msg'] == 'The run goes on: no record of a complete run of this playbook.'
+    for check in (False, True):
+        if os.path.exists(str(tmp_path / 'calls.jsonl')):
+            os.unlink(str(tmp_path / 'calls.jsonl'))
+        calls, names = run(tmp_path, check=check, extra=extra)
+        assert calls == [], calls
+        assert names[SAY]['msg'].startswith('Nothing changed since the last complete run of pipeline: every later play')
+        assert names[RECORD].get('skipped') and not [n for n, r in names.items() if r.get('changed')]
+    qna = sorted(taxonomy.rglob('qna.yaml'))[0]
+    qna.write_text(qna.read_text() + '# edited\n')
+    calls, names = run(tmp_path, extra=extra)
+    assert 'ilab_taxonomy' in [c['module'] for c in calls]
+    assert names[SAY]['msg'] == 'The run goes on: inputs changed: the controller files of labforge_taxonomy_dir.'
+    assert names[RECORD].get('changed') is True

@@ -195,6 +195,20 @@ def test_stat_and_exists_refuse_planted_links(bed):
     assert _fs.exists(os.path.join(bed.home, 'missing')) is False
 
 
+def test_readlink_reads_a_planted_link_without_following_one_on_the_way(bed):
+    """run_state's probe reads the venv link's target; a link planted in a parent directory the
+    account controls is refused, not followed."""
+    link = os.path.join(bed.home, 'venv')
+    os.symlink(bed.canary, link)
+    as_account(link)
+    assert _fs.readlink(link) == bed.canary
+    assert _fs.readlink(os.path.join(bed.home, 'missing')) is None
+    os.symlink(bed.root, os.path.join(bed.home, 'up'))
+    as_account(os.path.join(bed.home, 'up'))
+    with pytest.raises(_fs.UnsafePathError):
+        _fs.readlink(os.path.join(bed.home, 'up', 'canary'))
+
+
 def test_symlinks_in_root_only_directories_are_followed(tmp_path):
     d = str(tmp_path / 'srv')
     os.makedirs(os.path.join(d, 'student-abc'))

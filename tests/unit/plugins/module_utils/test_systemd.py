@@ -71,6 +71,18 @@ def test_queries():
     assert Systemd(FakeModule()).is_active(U) == 'unknown'
 
 
+def test_show_many_asks_once_for_every_unit():
+    out = ('Id=a.service\nActiveState=active\nUnitFileState=enabled\n\n'
+           'Id=b.service\nActiveState=failed\nUnitFileState=\n')
+    m = FakeModule({('show', '-p'): (0, out, '')})
+    assert Systemd(m).show_many(['a.service', 'b.service'], 'ActiveState', 'UnitFileState') == {
+        'a.service': dict(Id='a.service', ActiveState='active', UnitFileState='enabled'),
+        'b.service': dict(Id='b.service', ActiveState='failed', UnitFileState='')}
+    assert m.calls == [['/usr/bin/systemctl', 'show', '-p', 'Id,ActiveState,UnitFileState', '--', 'a.service',
+                        'b.service']]
+    assert Systemd(m).show_many([]) == {} and len(m.calls) == 1
+
+
 def test_journal_tail():
     m = FakeModule({('-u', U): (0, 'boom\n', '')})
     assert Systemd(m).journal(U, 5) == 'boom\n'
