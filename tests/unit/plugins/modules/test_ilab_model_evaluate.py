@@ -427,7 +427,8 @@ MCQ = [dict(question='Which poetic form has three lines of 5, 7 and 5 syllables?
        dict(question='Q4?', choices=['a', 'b', 'c', 'd'], answer='C')]
 
 
-def mcq_file(bed, rows=MCQ):
+def mcq_file(bed, rows=None):
+    rows = MCQ if rows is None else rows
     path = os.path.join(bed.tmp, 'mcq.jsonl')
     write(path, ''.join(json.dumps(r) + '\n' for r in rows))
     return path
