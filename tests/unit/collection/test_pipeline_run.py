@@ -248,13 +248,13 @@ def test_a_rerun_moves_no_model_the_controller_holds(tmp_path):
     calls, names = run(tmp_path, extra=full)
     assert not names[fetch].get('skipped') and names[fetch].get('changed'), names[fetch]
     first = [a['model_path'] for a in args_of(calls, 'ilab_model_serve') if a['name'] == 'main']
-    assert names[RECORD].get('changed') is True
+    assert names[RECORD].get('reason') == 'recorded'
     os.unlink(str(tmp_path / 'calls.jsonl'))
     calls, names = run(tmp_path, extra=full)
     assert names[fetch].get('skipped'), names[fetch]
     # the record keeps the fingerprint of the run's start: what the run set (the results it
     # registered, set_fact) cannot change it, so a second full run records nothing new
-    assert names[RECORD].get('changed') is False, names[RECORD]
+    assert names[RECORD].get('reason') == 'the record is up to date', names[RECORD]
     assert [a['model_path'] for a in args_of(calls, 'ilab_model_serve') if a['name'] == 'main'] == first
 
 
@@ -276,7 +276,7 @@ def test_a_rerun_with_nothing_changed_ends_after_its_check(tmp_path):
     shutil.copytree(os.path.join(ROOT, 'inventories', 'local', 'files', 'taxonomy'), str(taxonomy))
     extra = {'labforge_taxonomy_dir': str(taxonomy)}
     calls, names = run(tmp_path, extra=extra)
-    assert calls and names[RECORD].get('changed') is True
+    assert calls and names[RECORD].get('reason') == 'recorded'
     assert names[SAY]['msg'] == 'The run goes on: no record of a complete run of this playbook.'
     for check in (False, True):
         if os.path.exists(str(tmp_path / 'calls.jsonl')):
@@ -290,4 +290,4 @@ def test_a_rerun_with_nothing_changed_ends_after_its_check(tmp_path):
     calls, names = run(tmp_path, extra=extra)
     assert 'ilab_taxonomy' in [c['module'] for c in calls]
     assert names[SAY]['msg'] == 'The run goes on: inputs changed: the controller files of labforge_taxonomy_dir.'
-    assert names[RECORD].get('changed') is True
+    assert names[RECORD].get('reason') == 'recorded'
