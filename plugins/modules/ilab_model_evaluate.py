@@ -69,6 +69,13 @@ description:
     both scores printed (0.25/1.0). Without those variables lm-eval still works but makes a DNS lookup
     (the module sets both when it writes the task from O(mcq_questions)).
     V(mt_bench_branch) (local taxonomy) needs no internet in principle but was not tried here.
+  - B(Checkpoints of the full training pipeline) - InstructLab 0.26.1's C(ilab model train --pipeline full)
+    saves every checkpoint's C(config.json) with C(torchscript: true) (it loads the student's
+    configuration with C(torchscript=True), C(src/instructlab/model/full_train.py)), and lm-eval then
+    fails on it with "'tuple' object has no attribute 'logits'". For V(mmlu) and V(mmlu_branch) the
+    module evaluates such a O(model) or O(base_model) through a copy that the service user makes in
+    the staging directory - links to its files and a C(config.json) with C(torchscript) false, under
+    the same base name - and removes it afterwards; the model itself is never changed.
 author:
   - labforge engineers (@labforge)
 extends_documentation_fragment:
@@ -469,6 +476,26 @@ MCQ_TASKS_DIR = 'mmlu-tasks'
 # namespace without any network with these; without them lm-eval makes a DNS lookup).
 OFFLINE_ENV = dict(HF_HUB_OFFLINE='1', HF_DATASETS_OFFLINE='1')
 RUN_CONFIG = 'ilab-config.yaml'
+# mmlu/mmlu_branch of a checkpoint saved with torchscript=true evaluate this copy (see eval_copies).
+EVAL_MODELS_DIR = 'eval-models'
+# Run as the service user: SRC's entries linked into the new directory DST, but config.json
+# rewritten with torchscript false. Nothing is copied but the config; DST must not exist.
+EVAL_COPY = r'''
+import json, os, sys
+src, dst = sys.argv[1], sys.argv[2]
+os.makedirs(dst, 0o755)
+for name in sorted(os.listdir(src)):
+    if name != 'config.json':
+        os.symlink(os.path.join(src, name), os.path.join(dst, name))
+with open(os.path.join(src, 'config.json')) as f:
+    cfg = json.load(f)
+if cfg.get('torchscript') is not True:
+    sys.exit('%s: torchscript is not true (it changed while being evaluated)' % os.path.join(src, 'config.json'))
+cfg['torchscript'] = False
+with open(os.path.join(dst, 'config.json'), 'x') as f:
+    json.dump(cfg, f, indent=2, sort_keys=True)
+    f.write('\n')
+'''
 JUDGED = ('mt_bench', 'mt_bench_branch', 'dk_bench')
 # Config keys that name output places or the server's address, not inputs (left out of the fingerprint).
 CONFIG_PATH_KEYS = ('output_dir', 'model_path', 'chat_template', 'log_file', 'host', 'port')
@@ -521,6 +548,47 @@ def model_problem(option, path, hf_only=False):
                     'AutoTokenizer.from_pretrained(DIR).save_pretrained(DIR))' % (
                         option, path, ', '.join(missing), ', '.join(HF_REQUIRED_FILES)))
     return None
+
+
+def torchscript_saved(path):
+    """Whether the Hugging Face model directory ``path`` was saved with ``torchscript: true`` in its
+    config.json (read through the file layer; False for anything else)."""
+    try:
+        cfg = _fs.read_json(os.path.join(path, 'config.json'))
+    except (IOError, OSError, ValueError):
+        return False
+    return isinstance(cfg, dict) and cfg.get('torchscript') is True
+
+
+def eval_copies(runner, p, benchmark, staging):
+    """``{option: path}`` to evaluate instead of O(model)/O(base_model) for mmlu and mmlu_branch.
+
+    InstructLab 0.26.1's full training (instructlab/model/full_train.py) loads the student's
+    configuration with ``AutoConfig.from_pretrained(..., torchscript=True)`` and saves that config
+    beside every checkpoint, so a checkpoint's config.json says ``torchscript: true``;
+    transformers then returns tuples from forward() and lm-eval fails with "'tuple' object has no
+    attribute 'logits'". Such a model is evaluated through a copy in the staging directory that the
+    service user builds (links to its files, config.json with torchscript false), with the same
+    base name. The model itself is not touched."""
+    copies = {}
+    if benchmark not in ('mmlu', 'mmlu_branch'):
+        return copies
+    made = {}
+    for option in ('model', 'base_model'):
+        src = p[option]
+        if not src or not torchscript_saved(src):
+            continue
+        key = os.path.normpath(src)
+        if key not in made:
+            dst = os.path.join(staging, EVAL_MODELS_DIR, option, model_name(src))
+            res = runner.python('evaluation copy of %s' % option, EVAL_COPY, args=[key, dst])
+            if res.rc != 0:
+                runner.fail('evaluation copy of %s' % option, res,
+                            msg='%s: cannot make the evaluation copy of %s (config.json with torchscript false)'
+                            % (option, src))
+            made[key] = dst
+        copies[option] = made[key]
+    return copies
 
 
 def check_params(p, benchmark):
@@ -897,7 +965,9 @@ def evaluate(module, runner, once, cfg, benchmark, judge, questions, limit, inpu
     config = os.path.join(staging, RUN_CONFIG)
     _fs.write(config, _ilab_yaml.dump(runner, run_config(cfg, free_port())), mode=0o600, owner=runner.owner)
     runner.config_path = config
-    argv = runner.argv('model evaluate', build_options(p, benchmark, judge, out_dir, questions_path, tasks_dir))
+    copies = eval_copies(runner, p, benchmark, staging)
+    argv = runner.argv('model evaluate', build_options(dict(p, **copies), benchmark, judge, out_dir, questions_path,
+                                                       tasks_dir))
     env = {FIRST_N_ENV: limit} if limit and benchmark in ('mt_bench', 'mt_bench_branch') else None
     if tasks_dir:
         # everything is local: lm-eval and datasets then make no Hugging Face Hub lookup
@@ -918,6 +988,9 @@ def evaluate(module, runner, once, cfg, benchmark, judge, questions, limit, inpu
     except (ev.EvaluationParseError, IOError, OSError) as e:
         runner.fail('model evaluate', res, fingerprint=fp,
                     msg='ilab model evaluate exited 0 but its score could not be read: %s' % e)
+    if copies:
+        # links only (removed without following them); the result keeps the scores, not the copy
+        _fs.remove(os.path.join(staging, EVAL_MODELS_DIR))
     final_out = os.path.join(once.final, 'out')
     for key in ('results_file', 'answers_file'):
         if scores[key]:
@@ -925,7 +998,7 @@ def evaluate(module, runner, once, cfg, benchmark, judge, questions, limit, inpu
     manifest = dict(fingerprint=fp, inputs=inputs, dir=once.final, benchmark=benchmark, model=p['model'],
                     judge=judge, max_score=ev.MAX_SCORE[benchmark], ilab_version=version, cmd=res.cmd,
                     log_path=res.log_path, duration=round(res.duration, 1), questions_limit=limit,
-                    base_model=p['base_model'])
+                    base_model=p['base_model'], evaluated_copies=sorted(copies) or None)
     manifest.update(scores)
     if tasks_dir and manifest.get('questions') is None:
         manifest['questions'] = len(questions)

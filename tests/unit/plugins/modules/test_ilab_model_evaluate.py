@@ -13,6 +13,7 @@ __metaclass__ = type
 import json
 import os
 import pwd
+import sys
 
 import pytest
 import yaml
@@ -515,3 +516,54 @@ def test_bad_mcq_questions_are_refused_before_anything(bed, make, expect):
     kind, r = mmlu_branch(bed, **make(bed))
     assert kind == 'fail' and expect in r['msg'], r
     assert bed.starts == [] and not os.path.exists(bed.out)
+
+
+@pytest.mark.parametrize('bench', ['mmlu', 'mmlu_branch'])
+def test_a_full_training_checkpoint_is_evaluated_through_a_copy_without_torchscript(bed, bench):
+    """InstructLab 0.26.1's full training saves checkpoints with torchscript true (a real one here);
+    lm-eval cannot score them. The module evaluates a copy the service user makes: links to the
+    files, config.json with torchscript false, the same base name; the checkpoint is unchanged."""
+    os.symlink(sys.executable, os.path.join(bed.venv, 'bin', 'python'))   # the copy script runs for real
+    saved = fixture('full_train_checkpoint_config.json')
+    write(os.path.join(bed.hf, 'config.json'), saved)
+    seen = {}
+
+    def capture(argv):
+        for option in ('--model', '--base-model'):
+            path = flag(argv, option)
+            if path:
+                with open(os.path.join(path, 'config.json')) as f:
+                    seen[option] = (path, json.load(f), sorted(os.listdir(path)),
+                                    os.path.realpath(os.path.join(path, 'model.safetensors')))
+    bed.fake_ilab = capture
+    if bench == 'mmlu':
+        bed.log_text = '## MODEL (SCORE)\n%s (0.5/1.0)\n' % bed.hf
+        kind, r = bed.run(benchmark='mmlu', model=bed.hf, judge=None)
+    else:
+        kind, r = mmlu_branch(bed, mcq_questions=mcq_file(bed))
+    assert kind == 'exit', r
+    staging = bed.starts[0]['cwd']
+    path, cfg, names, weights = seen['--model']
+    assert path == os.path.join(staging, 'eval-models', 'model', 'student')
+    assert cfg['torchscript'] is False
+    assert dict(cfg, torchscript=True) == json.loads(saved)
+    assert names == ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']
+    assert weights == os.path.realpath(os.path.join(bed.hf, 'model.safetensors'))
+    if bench == 'mmlu_branch':
+        # the base model was saved without torchscript: evaluated as it is
+        assert seen['--base-model'][0] == bed.hf_base
+    with open(os.path.join(bed.hf, 'config.json')) as f:
+        assert f.read() == saved
+    # the copy is gone from the result; the manifest says what was evaluated through one
+    assert not os.path.exists(os.path.join(r['result_dir'], 'eval-models'))
+    assert fpu.read_manifest(r['result_dir'])['evaluated_copies'] == ['model']
+
+
+def test_the_same_torchscript_checkpoint_as_model_and_base_model_gets_one_copy(bed):
+    os.symlink(sys.executable, os.path.join(bed.venv, 'bin', 'python'))
+    write(os.path.join(bed.hf, 'config.json'), fixture('full_train_checkpoint_config.json'))
+    kind, r = mmlu_branch(bed, base_model=bed.hf, mcq_questions=mcq_file(bed))
+    assert kind == 'exit', r
+    argv = bed.starts[0]['argv']
+    assert flag(argv, '--model') == flag(argv, '--base-model') == os.path.join(
+        bed.starts[0]['cwd'], 'eval-models', 'model', 'student')
