@@ -68,7 +68,12 @@ sanity: venv
 	tools/sanity.sh
 
 # One worker per core (pytest-xdist): 2 on the CI machine.
+# pytest imports test modules by base name: two test_x.py in tests/unit fail the
+# whole run ("import file mismatch"); named here first.
 unit: venv build
+	@dups=$$(find tests/unit -name 'test_*.py' -printf '%f\n' | sort | uniq -d); \
+	if [ -n "$$dups" ]; then for d in $$dups; do echo "[unit] two test modules are named $$d:" \
+	  $$(find tests/unit -name "$$d"); done; echo "[unit] give each a unique name"; exit 1; fi
 	pytest -q -p no:cacheprovider -n auto tests/unit
 
 # CI tests what users install: build the collection tarball and install it.
