@@ -9,6 +9,13 @@ cannot be reached) uses :func:`list_models`: it returns the model ids of
 what went wrong in words: the name does not resolve, nothing listens on the
 port, the TLS handshake failed, no answer in time, an HTTP error, or an
 answer that is not an OpenAI model list.
+
+A server at its connection limit answers HTTP 503: InstructLab 0.26.1 runs its
+llama-cpp server with uvicorn's ``limit_concurrency=2``
+(``instructlab/model/backends/llama_cpp.py``), so a third client at the same
+moment - two trainers checking their teacher while it generates for a third -
+gets "503 Service Unavailable". :func:`list_models` asks again while the
+answer is 503, up to ``busy_timeout`` seconds.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -18,6 +25,7 @@ __metaclass__ = type
 import errno
 import socket
 import ssl
+import time
 
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.six.moves.urllib.parse import urlsplit
@@ -76,15 +84,34 @@ def describe_error(exc, url, timeout):
     return str(reason)
 
 
-def list_models(endpoint, timeout=10.0, validate_certs=True, ca_path=None):
-    """Model ids served at ``endpoint`` (``.../v1``); raises :class:`EndpointError`."""
+BUSY = 503
+BUSY_INTERVAL = 2.0
+
+
+def list_models(endpoint, timeout=10.0, validate_certs=True, ca_path=None, busy_timeout=0.0):
+    """Model ids served at ``endpoint`` (``.../v1``); raises :class:`EndpointError`. An answer
+    HTTP 503 (busy) is asked again every BUSY_INTERVAL s for up to ``busy_timeout`` s."""
     url = models_url(endpoint)
-    try:
-        data = http_json(url, timeout=timeout, validate_certs=validate_certs, ca_path=ca_path)
-    except (HTTPError, URLError, SSLValidationError, ssl.SSLError, socket.error, socket.timeout) as e:
-        raise EndpointError(url, describe_error(e, url, timeout))
-    except ValueError:
-        raise EndpointError(url, 'it answers, but not with JSON: not an OpenAI-compatible endpoint')
+    deadline = time.monotonic() + busy_timeout
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            data = http_json(url, timeout=timeout, validate_certs=validate_certs, ca_path=ca_path)
+            break
+        except HTTPError as e:
+            if e.code == BUSY and time.monotonic() + BUSY_INTERVAL <= deadline:
+                time.sleep(BUSY_INTERVAL)
+                continue
+            reason = describe_error(e, url, timeout)
+            if e.code == BUSY:
+                reason += ' - busy: it refused every one of %d requests in %g s (a server at its connection limit)' % (
+                    tries, busy_timeout)
+            raise EndpointError(url, reason)
+        except (URLError, SSLValidationError, ssl.SSLError, socket.error, socket.timeout) as e:
+            raise EndpointError(url, describe_error(e, url, timeout))
+        except ValueError:
+            raise EndpointError(url, 'it answers, but not with JSON: not an OpenAI-compatible endpoint')
     if not isinstance(data, dict) or not isinstance(data.get('data'), list):
         raise EndpointError(url, 'it answers JSON without a "data" list: not an OpenAI-compatible model list')
     return [m.get('id') for m in data['data'] if isinstance(m, dict) and m.get('id')]

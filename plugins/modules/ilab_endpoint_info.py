@@ -50,6 +50,14 @@ options:
     description: Seconds to wait for the answer.
     type: float
     default: 10
+  busy_timeout:
+    description:
+      - Seconds to keep asking while the endpoint answers HTTP 503 (busy), every 2 s. InstructLab 0.26.1's
+        llama-cpp server takes at most two connections at once (uvicorn C(limit_concurrency=2)) and answers 503
+        to more - for example to a second trainer checking the teacher while it generates for another one.
+      - V(0) fails at the first 503.
+    type: float
+    default: 60
   validate_certs:
     description: Verify the server's TLS certificate (https URLs).
     type: bool
@@ -122,6 +130,7 @@ def main():
             client=dict(type='str'),
             expect_model=dict(type='str'),
             timeout=dict(type='float', default=10),
+            busy_timeout=dict(type='float', default=60),
             validate_certs=dict(type='bool', default=True),
             ca_path=dict(type='path'),
         ),
@@ -132,9 +141,12 @@ def main():
     url = p['url'].strip()
     if not url.startswith(('http://', 'https://')):
         module.fail_json(msg='url must start with http:// or https://, got %r' % url)
+    if p['busy_timeout'] < 0:
+        module.fail_json(msg='busy_timeout must not be negative (got %g)' % p['busy_timeout'])
     client = p['client'] or socket.gethostname()
     try:
-        models = list_models(url, timeout=p['timeout'], validate_certs=p['validate_certs'], ca_path=p['ca_path'])
+        models = list_models(url, timeout=p['timeout'], validate_certs=p['validate_certs'], ca_path=p['ca_path'],
+                             busy_timeout=p['busy_timeout'])
     except EndpointError as e:
         module.fail_json(msg=failure_message(p['name'], url, client, e.reason), url=e.url, reason=e.reason)
     if p['expect_model'] and p['expect_model'] not in models:

@@ -5,7 +5,7 @@ taxonomy's haiku questions, evaluated on lf-fleet-b (the trainer) - offline, on 
 
 * the gate the model passes (converge): the model trained on lf-fleet-b was rolled out, and the
   rollout record names its checkpoint there (what the next gate evaluates as the model in service);
-* a gate it cannot pass (fleet_rollout_gate_impossible: min_score above the maximum score 1.0):
+* a gate it cannot pass (the same gate with min_score 1.01, above the maximum score 1.0):
   the previous model keeps serving, and the run report shows both scores;
 * a rerun evaluates nothing (the scores are cached by fingerprint).
 
@@ -101,8 +101,7 @@ def _gate_step(report):
 def test_an_impossible_gate_keeps_the_previous_model_and_a_rerun_evaluates_nothing(host, server, trainer, tmp_path):
     _once(host)
     with open(HOST_VARS, encoding="utf-8") as f:
-        impossible = yaml.safe_load(f)["fleet_rollout_gate_impossible"]
-    assert impossible["min_score"] > 1.0
+        impossible = dict(yaml.safe_load(f)["labforge_rollout_gate"], min_score=1.01)
     saved = server.check_output("cat %s" % RECORD)
     record = json.loads(saved)
     student = trainer.check_output(

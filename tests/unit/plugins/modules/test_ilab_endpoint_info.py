@@ -16,6 +16,7 @@ import pytest
 
 from ansible.module_utils.six.moves import BaseHTTPServer
 
+from ansible_collections.labforge.instructlab.plugins.module_utils import _endpoint
 from ansible_collections.labforge.instructlab.plugins.modules import ilab_endpoint_info
 from ansible_collections.labforge.instructlab.tests.unit.plugins.modules.ilab_testlib import run_module
 
@@ -24,7 +25,10 @@ class _Handler(BaseHTTPServer.BaseHTTPRequestHandler):
     routes = {}
 
     def do_GET(self):
-        status, body = self.routes.get(self.path, (404, b'not found'))
+        answer = self.routes.get(self.path, (404, b'not found'))
+        if isinstance(answer, list):   # answers in turn, the last one for ever
+            answer = answer.pop(0) if len(answer) > 1 else answer[0]
+        status, body = answer
         self.send_response(status)
         self.send_header('Content-Length', str(len(body)))
         self.end_headers()
@@ -140,3 +144,44 @@ def test_url_without_scheme_is_refused(monkeypatch):
     res = run(monkeypatch, url='lf-fleet-a:8100/v1')
     assert res['failed']
     assert res['msg'] == "url must start with http:// or https://, got 'lf-fleet-a:8100/v1'"
+
+
+# InstructLab 0.26.1's llama-cpp server (uvicorn limit_concurrency=2) answers a third client at the
+# same moment with what uvicorn sends then: 503 Service Unavailable.
+BUSY = (503, b'Service Unavailable')
+MODELS = (200, json.dumps({'object': 'list', 'data': [{'id': 'teacher.gguf'}]}).encode())
+
+
+def test_a_busy_server_is_asked_again_until_it_answers(monkeypatch, server):
+    port, routes = server
+    monkeypatch.setattr(_endpoint, 'BUSY_INTERVAL', 0.05)
+    routes['/v1/models'] = [BUSY, BUSY, BUSY, MODELS]
+    res = run(monkeypatch, url='http://127.0.0.1:%d/v1' % port, busy_timeout=5)
+    assert not res.get('failed'), res
+    assert res['models'] == ['teacher.gguf']
+    assert routes['/v1/models'] == [MODELS]
+
+
+def test_a_server_busy_for_longer_than_busy_timeout_fails_saying_so(monkeypatch, server):
+    port, routes = server
+    monkeypatch.setattr(_endpoint, 'BUSY_INTERVAL', 0.05)
+    routes['/v1/models'] = [BUSY]
+    res = run(monkeypatch, url='http://127.0.0.1:%d/v1' % port, busy_timeout=0.5)
+    assert res['failed']
+    assert res['reason'].startswith('it answers HTTP 503 (Service Unavailable): not an OpenAI-compatible model list '
+                                    '- busy: it refused every one of ')
+    assert int(res['reason'].split('every one of ')[1].split()[0]) >= 5
+    assert res['reason'].endswith('requests in 0.5 s (a server at its connection limit)')
+
+
+def test_busy_timeout_0_fails_at_the_first_503(monkeypatch, server):
+    port, routes = server
+    routes['/v1/models'] = [BUSY, MODELS]
+    res = run(monkeypatch, url='http://127.0.0.1:%d/v1' % port, busy_timeout=0)
+    assert res['failed'] and 'refused every one of 1 requests' in res['reason']
+    assert len(routes['/v1/models']) == 2 - 1
+
+
+def test_a_negative_busy_timeout_is_refused(monkeypatch):
+    res = run(monkeypatch, url='http://127.0.0.1:1/v1', busy_timeout=-1)
+    assert res['failed'] and res['msg'] == 'busy_timeout must not be negative (got -1)'
