@@ -70,7 +70,7 @@ description:
     (the module sets both when it writes the task from O(mcq_questions)).
     V(mt_bench_branch) (local taxonomy) needs no internet in principle but was not tried here.
   - B(Checkpoints of the full training pipeline) - InstructLab 0.26.1's C(ilab model train --pipeline full)
-    saves every checkpoint's C(config.json) with C(torchscript: true) (it loads the student's
+    saves every checkpoint's C(config.json) with C(torchscript) true (it loads the student's
     configuration with C(torchscript=True), C(src/instructlab/model/full_train.py)), and lm-eval then
     fails on it with "'tuple' object has no attribute 'logits'". For V(mmlu) and V(mmlu_branch) the
     module evaluates such a O(model) or O(base_model) through a copy that the service user makes in
@@ -490,7 +490,7 @@ for name in sorted(os.listdir(src)):
 with open(os.path.join(src, 'config.json')) as f:
     cfg = json.load(f)
 if cfg.get('torchscript') is not True:
-    sys.exit('%s: torchscript is not true (it changed while being evaluated)' % os.path.join(src, 'config.json'))
+    raise SystemExit('%s: torchscript is not true (it changed while being evaluated)' % os.path.join(src, 'config.json'))
 cfg['torchscript'] = False
 with open(os.path.join(dst, 'config.json'), 'x') as f:
     json.dump(cfg, f, indent=2, sort_keys=True)
