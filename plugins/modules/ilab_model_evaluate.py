@@ -311,7 +311,7 @@ EXAMPLES = r'''
   ignore_errors: true
 
 # The CPU test bed (offline, no judge): the trained checkpoint against the model in service on
-# multiple-choice questions from the taxonomy's own seed Q&A, both in one run (about 74 s on
+# multiple-choice questions from the taxonomy's own seed Q&A, both in one run (37 s on
 # 2 cores); what the pipeline's rollout gate (labforge_rollout_gate) runs on the trainer.
 - name: Score the candidate and the model in service with mmlu_branch
   labforge.instructlab.ilab_model_evaluate:
