@@ -497,6 +497,8 @@ with open(os.path.join(dst, 'config.json'), 'x') as f:
     f.write('\n')
 '''
 JUDGED = ('mt_bench', 'mt_bench_branch', 'dk_bench')
+# The benchmarks lm-eval runs on a Hugging Face model directory (loaded with transformers, no server).
+LM_EVAL = ('mmlu', 'mmlu_branch')
 # Config keys that name output places or the server's address, not inputs (left out of the fingerprint).
 CONFIG_PATH_KEYS = ('output_dir', 'model_path', 'chat_template', 'log_file', 'host', 'port')
 # Options that exist only for some benchmarks.
@@ -513,10 +515,10 @@ ONLY_FOR = dict(
     base_branch=('mt_bench_branch',),
     tasks_dir=('mmlu_branch',),
     mcq_questions=('mmlu_branch',),
-    few_shots=('mmlu', 'mmlu_branch'),
-    batch_size=('mmlu', 'mmlu_branch'),
+    few_shots=LM_EVAL,
+    batch_size=LM_EVAL,
     merge_system_user_message=('mt_bench', 'mt_bench_branch'),
-    skip_server=('mmlu', 'mmlu_branch'),
+    skip_server=LM_EVAL,
 )
 
 
@@ -571,7 +573,7 @@ def eval_copies(runner, p, benchmark, staging):
     service user builds (links to its files, config.json with torchscript false), with the same
     base name. The model itself is not touched."""
     copies = {}
-    if benchmark not in ('mmlu', 'mmlu_branch'):
+    if benchmark not in LM_EVAL:
         return copies
     made = {}
     for option in ('model', 'base_model'):
@@ -807,7 +809,7 @@ def run_module(module):
         module.fail_json(msg=problem)
     runner = IlabRunner.checked(module)
     runner.add_secret(p['judge_api_key'])
-    hf_only = benchmark in ('mmlu', 'mmlu_branch')
+    hf_only = benchmark in LM_EVAL
     missing = [o for o in ('model', 'base_model') if p[o] and _fs.stat_path(p[o]) is None]
     if module.check_mode and missing:
         # a model a dry run of the training predicted: nothing to fingerprint yet
